@@ -1,0 +1,35 @@
+"""The training clock: where a global step falls in the run and in its stage.
+
+Every schedule (LR, mask rate, context length) is a pure function of a
+:class:`Clock`, and a clock is a pure function of the global step and the
+plan (see :meth:`encoder_recipes.plan.Plan.clock`), so resuming at step N
+recreates exactly the schedules an uninterrupted run had at step N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Clock:
+    step: int  #: global optimizer step, 0-based
+    total_steps: int  #: steps in the whole run
+    stage: str  #: name of the current stage
+    stage_index: int
+    stage_step: int  #: step within the stage, 0-based
+    stage_steps: int  #: steps in the stage
+    stage_starts: dict[str, int] = field(default_factory=dict)  #: global step at which each stage starts
+
+    def position(self, scope: str) -> tuple[int, int]:
+        """``(step, total)`` within ``scope``: ``"stage"`` (restarts each stage) or ``"run"``."""
+        if scope == "stage":
+            return self.stage_step, self.stage_steps
+        if scope == "run":
+            return self.step, self.total_steps
+        raise ValueError(f"unknown scope {scope!r}; known: stage, run")
+
+    def progress(self, scope: str) -> float:
+        """Fraction of ``scope`` done before this step, in [0, 1)."""
+        step, total = self.position(scope)
+        return step / total if total else 0.0

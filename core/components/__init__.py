@@ -1,0 +1,1 @@
+"""Component base class and the built-in components (each kind in its own module)."""

@@ -1,0 +1,146 @@
+"""The plan of a run: per stage its steps, sequences, tokens and FLOPs, and the clock.
+
+``encoder-recipes plan`` prints it; the trainer follows it. A stage given in
+``tokens`` gets ``ceil(tokens / (batch × mean sequence length))`` steps.
+Tokens are counted as the papers count them: sequences × length, padding
+included (llm-jp: 500,000 × 3,328 × 1,024 ≈ 1.7T).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from encoder_recipes.clock import Clock
+from encoder_recipes.registry import Registries
+from encoder_recipes.schema import ModelConfig, Recipe
+
+_PROBE_STEPS = 10_000  # resolution at which a context schedule's mean length is measured
+
+
+@dataclass
+class StagePlan:
+    name: str
+    index: int
+    start: int
+    steps: int
+    batch_size: int
+    lengths: list[int]
+    mean_seq_len: float
+    tokens: float
+    sequences: int
+    lr: float
+    lr_schedule: str
+    masking: str
+    mask_rate_start: float
+    mask_rate_end: float
+    packing: str
+    global_rope_theta: float
+    local_rope_theta: float
+    flops: float
+    epochs: float | None = None
+
+
+@dataclass
+class Plan:
+    stages: list[StagePlan]
+    total_steps: int
+    total_tokens: float
+    total_flops: float
+    params: dict[str, int] = field(default_factory=dict)
+
+    def stage_at(self, step: int) -> StagePlan:
+        for stage in self.stages:
+            if step < stage.start + stage.steps:
+                return stage
+        return self.stages[-1]
+
+    def clock(self, step: int) -> Clock:
+        """The clock at global ``step`` (0-based); a pure function of the plan."""
+        stage = self.stage_at(step)
+        return Clock(
+            step=step,
+            total_steps=self.total_steps,
+            stage=stage.name,
+            stage_index=stage.index,
+            stage_step=step - stage.start,
+            stage_steps=stage.steps,
+            stage_starts={s.name: s.start for s in self.stages},
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_params(model: ModelConfig, vocab_size: int) -> dict[str, int]:
+    """Parameter counts of a ModernBERT (weights only, biases as configured; tied decoder)."""
+    d, inter, layers = model.hidden_size, model.intermediate_size, model.num_hidden_layers
+    norm = d * (2 if model.norm_bias and model.norm == "layernorm" else 1)
+    attn = 3 * d * d + d * d + (4 * d if model.attention_bias else 0)
+    mlp = d * 2 * inter + inter * d + ((2 * inter + d) if model.mlp_bias else 0)
+    # layer 0 has no attention norm in ModernBERT (the embedding norm precedes it)
+    per_layer = attn + mlp + 2 * norm
+    body = layers * per_layer - norm
+    embeddings = vocab_size * d + norm
+    head = d * d + norm + (vocab_size if model.decoder_bias else 0)  # dense + norm + decoder bias (weight tied)
+    final_norm = norm
+    return {"embedding": embeddings, "layers": body + final_norm, "head": head,
+            "total": embeddings + body + final_norm + head}
+
+
+def stage_flops(model: ModelConfig, vocab_size: int, tokens: float, seq_len: float, mask_rate: float) -> float:
+    """Training FLOPs ≈ 6 × (layer params) × tokens + attention + MLM head.
+
+    Attention scores and values cost 12 × d × context per token per layer in
+    training (2 matmuls × 2 FLOPs × 3 for forward+backward), with context =
+    the window on local layers. With sparse prediction only masked tokens pay
+    for the head's decoder.
+    """
+    params = count_params(model, vocab_size)
+    d, layers = model.hidden_size, model.num_hidden_layers
+    n_global = len(range(0, layers, model.global_attn_every_n_layers))
+    n_local = layers - n_global
+    attention = 12 * d * tokens * (n_global * seq_len + n_local * min(seq_len, model.local_attention))
+    head_tokens = tokens * (mask_rate if model.sparse_prediction else 1.0)
+    head = 6 * head_tokens * (d * d + d * vocab_size)
+    return 6 * params["layers"] * tokens + attention + head
+
+
+def build_plan(recipe: Recipe, registries: Registries, vocab_size: int | None = None) -> Plan:
+    from encoder_recipes.validation import ResolvedRecipe
+
+    resolved = ResolvedRecipe(recipe, "")
+    vocab = vocab_size or recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+    stages: list[StagePlan] = []
+    start = 0
+    for index, stage in enumerate(recipe.stages):
+        context = resolved.component(registries, "context", stage.context)
+        masking = resolved.component(registries, "masking", stage.masking)
+        probe = Clock(0, _PROBE_STEPS, stage.name, index, 0, _PROBE_STEPS, {})
+        mean_len = sum(context.seq_len(_at(probe, s)) for s in range(_PROBE_STEPS)) / _PROBE_STEPS
+        steps = stage.steps or math.ceil(stage.tokens / (stage.batch_size * mean_len))
+        tokens = steps * stage.batch_size * mean_len
+        stages.append(StagePlan(
+            name=stage.name, index=index, start=start, steps=steps, batch_size=stage.batch_size,
+            lengths=context.lengths(), mean_seq_len=mean_len, tokens=tokens,
+            sequences=steps * stage.batch_size, lr=stage.lr, lr_schedule=stage.lr_schedule.name,
+            masking=stage.masking.name, mask_rate_start=0.0, mask_rate_end=0.0, packing=stage.packing,
+            global_rope_theta=stage.rope.global_theta or recipe.model.global_rope_theta,
+            local_rope_theta=stage.rope.local_theta or recipe.model.local_rope_theta,
+            flops=0.0, epochs=stage.epochs,
+        ))
+        start += steps
+    plan = Plan(stages, start, sum(s.tokens for s in stages), 0.0, count_params(recipe.model, vocab) if vocab else {})
+    # Mask rates need the run-wide clock (a curriculum may span stages), so fill them in after.
+    for stage_plan, stage in zip(plan.stages, recipe.stages):
+        masking = resolved.component(registries, "masking", stage.masking)
+        stage_plan.mask_rate_start = masking.rate(plan.clock(stage_plan.start))
+        stage_plan.mask_rate_end = masking.rate(plan.clock(stage_plan.start + stage_plan.steps - 1))
+        mean_rate = (stage_plan.mask_rate_start + stage_plan.mask_rate_end) / 2
+        stage_plan.flops = stage_flops(recipe.model, vocab, stage_plan.tokens, stage_plan.mean_seq_len, mean_rate) if vocab else 0.0
+    plan.total_flops = sum(s.flops for s in plan.stages)
+    return plan
+
+
+def _at(probe: Clock, stage_step: int) -> Clock:
+    return Clock(stage_step, probe.total_steps, probe.stage, probe.stage_index, stage_step, probe.stage_steps, {})

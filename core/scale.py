@@ -1,0 +1,105 @@
+"""Named scales: the same recipe file describes the paper's full run and a small offline run.
+
+``--scale NAME`` applies ``scales.NAME`` (a :class:`~encoder_recipes.schema.ScaleRule`;
+every recipe has ``smoke`` with the generic defaults) to the resolved full
+recipe. The generic rule keeps each stage's *shape* — its order, packing,
+masking strategy and rate (schedule), RoPE thetas, LR schedule and the model's
+layer pattern and norm — and shrinks its *size*:
+
+* model: the fields in ``rule.model`` are replaced (a tiny width and depth);
+  ``max_position_embeddings`` and the local window are divided by the
+  sequence divisor; the vocabulary comes from the scale's tokenizer.
+* tokenizer: a tokenizer that trains keeps its kind with ``rule.vocab_size``;
+  one that is loaded (``pretrained``, a hub name at full scale) becomes a
+  ``bpe`` trained offline with ``rule.vocab_size``.
+* sequence lengths: every ``seq_len``/``lengths`` param of a context
+  schedule is divided by ``rule.seq_len_divisor`` (at least ``min_seq_len``).
+* steps: ``rule.total_steps`` are split over the stages in proportion to their
+  full-scale steps (at least ``min_stage_steps`` each); integer params named
+  ``*_steps`` of an LR schedule, and evaluators' ``every_steps``, are scaled by
+  the same ratio as the span they live in (the stage, or the run for ``scope: run``).
+* batch: every stage uses ``rule.batch_size`` sequences, without accumulation.
+* data: with ``sample_data``, the offline sample corpus of the recipe's language.
+* finally ``rule.overrides`` (``key.path: value``) are applied.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from encoder_recipes.recipe_files import RecipeError, RecipeIssue, apply_override
+from encoder_recipes.registry import Registries
+from encoder_recipes.schema import Recipe
+
+
+def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: str = "<recipe>") -> Recipe:
+    from encoder_recipes.plan import build_plan
+    from encoder_recipes.validation import validate_data
+
+    if name not in recipe.scales:
+        raise RecipeError([RecipeIssue(source, None, None, "scales",
+                                       f"unknown scale {name!r}; this recipe has: {', '.join(sorted(recipe.scales))}")])
+    rule = recipe.scales[name]
+    full_plan = build_plan(recipe, registries)
+    data = copy.deepcopy(recipe.model_dump(mode="python"))
+    divisor = rule.seq_len_divisor
+
+    def shrink(length: int) -> int:
+        return max(rule.min_seq_len, length // divisor)
+
+    model = data["model"]
+    model.update(rule.model)
+    model["vocab_size"] = None
+    model["max_position_embeddings"] = shrink(model["max_position_embeddings"])
+    window_divisor = rule.local_attention_divisor or divisor
+    model["local_attention"] = max(2, model["local_attention"] // window_divisor)
+
+    tok = data["tokenizer"]
+    if "vocab_size" in registries.component("tokenizer", tok["name"]).Params.model_fields:
+        tok["vocab_size"] = rule.vocab_size
+    else:
+        data["tokenizer"] = {"name": "bpe", "vocab_size": rule.vocab_size}
+
+    if rule.sample_data:
+        data["data"]["sources"] = [{"name": "sample", "sample": recipe.metadata.language}]
+        data["data"]["mixture"] = {}
+
+    full_steps = [s.steps for s in full_plan.stages]
+    total_full = sum(full_steps)
+    new_steps = [max(rule.min_stage_steps, round(rule.total_steps * s / total_full)) for s in full_steps]
+    run_ratio = sum(new_steps) / total_full
+    for stage, full, new in zip(data["stages"], full_steps, new_steps):
+        stage["steps"], stage["tokens"] = new, None
+        stage["batch_size"], stage["micro_batch_size"] = rule.batch_size, None
+        if rule.sample_data:
+            stage["mixture"] = None
+        for key in ("seq_len",):
+            if key in stage["context"]:
+                stage["context"][key] = shrink(stage["context"][key])
+        if "lengths" in stage["context"]:
+            stage["context"]["lengths"] = [shrink(x) for x in stage["context"]["lengths"]]
+        sched = stage["lr_schedule"]
+        ratio = run_ratio if sched.get("scope") == "run" else new / full
+        _scale_steps(sched, ratio)
+    for ev in data["evaluators"]:
+        if ev.get("every_steps"):
+            ev["every_steps"] = max(1, round(ev["every_steps"] * run_ratio))
+    data["checkpoint_every"] = max(1, min(data["checkpoint_every"], sum(new_steps) // 4))
+    data["log_every"] = max(1, min(data["log_every"], sum(new_steps) // 20))
+
+    issues = []
+    for key, value in rule.overrides.items():
+        try:
+            apply_override(data, key.split("."), value, f"scales.{name}.overrides.{key}")
+        except ValueError as exc:
+            issues.append(RecipeIssue(source, None, None, f"scales.{name}.overrides.{key}", str(exc)))
+    if issues:
+        raise RecipeError(issues)
+    return validate_data(data, f"{source} (scale {name})", registries)
+
+
+def _scale_steps(params: dict[str, Any], ratio: float) -> None:
+    for key, value in params.items():
+        if key.endswith("_steps") and isinstance(value, int) and not isinstance(value, bool):
+            params[key] = max(0 if value == 0 else 1, round(value * ratio))

@@ -1,0 +1,240 @@
+"""The recipe schema: the single source of truth for a recipe's keys and defaults.
+
+Every model forbids unknown keys. Components (tokenizer, masking, context
+schedule, LR schedule, evaluators) appear here as :class:`ComponentRef` —
+``{name: ..., <params>}`` — and are checked against the registered
+component's own ``Params`` model by :mod:`encoder_recipes.validation`; those
+``Params`` models hold the components' defaults.
+
+``docs/recipe-reference.md`` is generated from this module
+(``encoder-recipes schema --markdown``) and a test keeps it in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(BaseModel):
+    """A registered component chosen by ``name``; every other key is one of its params."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="registered name of the component (`encoder-recipes components`)")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EvaluatorRef(ComponentRef):
+    """An evaluator and when it runs during training; other keys are its params."""
+
+    every_steps: int | None = Field(None, gt=0, description="run every N global steps (None: only at stage ends)")
+    at_stage_end: bool = Field(True, description="run after the last step of every stage")
+
+
+class Source(Strict):
+    """A document a recipe's numbers come from."""
+
+    id: str = Field(description="short key used in the recipe's comments, e.g. 'llmjp-paper'")
+    title: str
+    file: str | None = Field(None, description="the seed file under shared/seeds/, when there is one")
+    url: str | None = None
+
+
+class Metadata(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="registered name of the recipe")
+    language: str = Field(description="ISO 639-1 code of the main language, e.g. 'ja'")
+    description: str = Field("", description="one line shown by `encoder-recipes list`")
+    sources: list[Source] = Field(default_factory=list)
+    requires: list[str] = Field(
+        default_factory=list, description="plugins (entry-point names) the recipe needs; validation checks they are loaded"
+    )
+
+
+class ModelConfig(Strict):
+    """The ModernBERT architecture. Defaults are ModernBERT-base (transformers' ModernBertConfig)."""
+
+    vocab_size: int | None = Field(None, gt=0, description="None: take it from the tokenizer")
+    hidden_size: int = Field(768, gt=0)
+    intermediate_size: int = Field(1152, gt=0, description="GeGLU inner width (per half)")
+    num_hidden_layers: int = Field(22, gt=0)
+    num_attention_heads: int = Field(12, gt=0)
+    local_attention: int = Field(128, gt=0, description="sliding-window size of local layers, in tokens")
+    global_attn_every_n_layers: int = Field(3, gt=0, description="layer i is global when i % n == 0")
+    global_rope_theta: float = Field(160_000.0, gt=0)
+    local_rope_theta: float = Field(10_000.0, gt=0)
+    max_position_embeddings: int = Field(8192, gt=0, description="longest sequence the model accepts")
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = Field(1e-5, gt=0)
+    norm_bias: bool = False
+    hidden_activation: Literal["gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "relu"] = "gelu"
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    decoder_bias: bool = True
+    embedding_dropout: float = Field(0.0, ge=0, lt=1)
+    attention_dropout: float = Field(0.0, ge=0, lt=1)
+    mlp_dropout: float = Field(0.0, ge=0, lt=1)
+    initializer_range: float = Field(0.02, gt=0)
+    sparse_prediction: bool = Field(True, description="send only masked positions through the MLM head")
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelConfig:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
+            )
+        return self
+
+
+class DataSource(Strict):
+    """One corpus. Exactly one of ``sample``, ``paths`` or ``dataset`` says where it is."""
+
+    name: str = Field(description="label used by mixtures")
+    sample: str | None = Field(None, description="language code of the offline sample corpus (`encoder-recipes data samples`)")
+    paths: list[str] = Field(default_factory=list, description="local .txt/.jsonl/.parquet files or globs")
+    dataset: str | None = Field(None, description="a `datasets` name, e.g. 'wikimedia/wikipedia'")
+    config: str | None = Field(None, description="the `datasets` configuration, e.g. '20231101.ja'")
+    split: str = "train"
+    text_field: str = "text"
+    streaming: bool = Field(True, description="stream with an IterableDataset (position saved in checkpoints)")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> DataSource:
+        given = [k for k in ("sample", "paths", "dataset") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"data source {self.name!r} needs exactly one of sample, paths, dataset (got {given or 'none'})")
+        return self
+
+
+class Data(Strict):
+    sources: list[DataSource] = Field(min_length=1)
+    mixture: dict[str, float] = Field(
+        default_factory=dict, description="sampling weight per source name; empty: all sources equally"
+    )
+    validation_fraction: float = Field(0.01, gt=0, lt=1, description="documents held out for validation")
+
+    @model_validator(mode="after")
+    def _mixture_names(self) -> Data:
+        names = {s.name for s in self.sources}
+        unknown = sorted(set(self.mixture) - names)
+        if unknown:
+            raise ValueError(f"mixture names unknown sources {unknown}; sources are {sorted(names)}")
+        if any(w < 0 for w in self.mixture.values()):
+            raise ValueError("mixture weights must be >= 0")
+        return self
+
+
+class Optimizer(Strict):
+    """AdamW. Defaults are torch.optim.AdamW's, with gradient clipping at 1.0."""
+
+    name: Literal["adamw"] = "adamw"
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm; null: no clipping")
+
+
+class Rope(Strict):
+    """RoPE bases set on the model for one stage (unset: keep the model's)."""
+
+    global_theta: float | None = Field(None, gt=0)
+    local_theta: float | None = Field(None, gt=0)
+
+
+class Stage(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    context: ComponentRef = Field(description="context-length schedule, e.g. {name: fixed, seq_len: 1024}")
+    steps: int | None = Field(None, gt=0, description="optimizer steps (give steps or tokens)")
+    tokens: float | None = Field(None, gt=0, description="tokens incl. padding; steps = tokens / (batch × max seq len)")
+    batch_size: int = Field(gt=0, description="global batch size in sequences")
+    micro_batch_size: int | None = Field(
+        None, gt=0, description="sequences per device per forward; None: the whole share (no accumulation)"
+    )
+    lr: float = Field(gt=0, description="peak learning rate of the stage")
+    lr_schedule: ComponentRef = Field(
+        default_factory=lambda: ComponentRef(name="constant"),
+        description="multiplier on lr; a schedule with scope: run spans stages",
+    )
+    masking: ComponentRef = Field(description="masking strategy and its rate (or rate schedule)")
+    packing: Literal["none", "naive", "best_fit"] = Field(
+        "none", description="none: one document per sequence, truncated ('line by line'); "
+        "naive: concatenate and cut; best_fit: bin-pack whole documents"
+    )
+    rope: Rope = Field(default_factory=Rope)
+    mixture: dict[str, float] | None = Field(None, description="data mixture for this stage (default: data.mixture)")
+    epochs: float | None = Field(None, gt=0, description="passes over the stage's data, where the source says so")
+    allow_context_shrink: bool = Field(False, description="permit a shorter max length than the stage before")
+
+    @model_validator(mode="after")
+    def _steps_or_tokens(self) -> Stage:
+        if (self.steps is None) == (self.tokens is None):
+            raise ValueError(f"stage {self.name!r} needs exactly one of steps or tokens")
+        return self
+
+
+class ScaleRule(Strict):
+    """How a named scale (e.g. ``smoke``) shrinks the full recipe. Defaults are the generic rule."""
+
+    seq_len_divisor: int = Field(16, gt=0, description="every sequence length is divided by this")
+    min_seq_len: int = Field(64, gt=0)
+    total_steps: int = Field(120, gt=0, description="steps over all stages, split in proportion to full-scale steps")
+    min_stage_steps: int = Field(10, gt=0)
+    batch_size: int = Field(8, gt=0, description="global batch size in sequences, every stage")
+    vocab_size: int = Field(4096, gt=0, description="tokenizer vocabulary trained for this scale")
+    model: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 2,
+        },
+        description="model fields replaced at this scale (layer pattern, norms and thetas are kept)",
+    )
+    local_attention_divisor: int | None = Field(
+        None, gt=0, description="divide the local window too (default: seq_len_divisor)"
+    )
+    sample_data: bool = Field(True, description="train on the offline sample corpus of the recipe's language")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="key.path: value applied last")
+
+
+class Recipe(Strict):
+    metadata: Metadata
+    extends: str | None = Field(None, description="a registered recipe name or a path, deep-merged under this one")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    tokenizer: ComponentRef
+    data: Data
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    stages: list[Stage] = Field(min_length=1)
+    evaluators: list[EvaluatorRef] = Field(default_factory=list)
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on GPUs that support it, fp32 on CPU"
+    )
+    attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = Field(
+        "auto", description="auto: FlashAttention 2 when flash-attn is installed on a GPU, else SDPA"
+    )
+    compile: bool = Field(False, description="torch.compile the model")
+    log_every: int = Field(10, gt=0, description="steps between metrics.jsonl lines")
+    checkpoint_every: int = Field(1000, gt=0, description="steps between checkpoints (also at each stage end)")
+    keep_checkpoints: int = Field(2, gt=0, description="complete checkpoints kept on disk")
+    scales: dict[str, ScaleRule] = Field(
+        default_factory=lambda: {"smoke": ScaleRule()},
+        description="named offline scales; `--scale smoke` applies scales.smoke",
+    )
+
+    @model_validator(mode="after")
+    def _stage_names_unique(self) -> Recipe:
+        seen: set[str] = set()
+        for stage in self.stages:
+            if stage.name in seen:
+                raise ValueError(f"stage name {stage.name!r} is used twice")
+            seen.add(stage.name)
+        return self

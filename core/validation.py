@@ -1,0 +1,292 @@
+"""Turning a recipe reference into a validated, fully resolved :class:`Recipe`.
+
+Order: read the file → follow ``extends`` → validate against the schema →
+check every component against its registry and its own ``Params`` → check
+the cross-field rules (lengths, stage order, mixtures, segmenters, plugins)
+→ apply a named scale → apply command-line overrides → validate again.
+
+Every problem is collected, not just the first, and each names the file,
+line, column and field path (``stages[1].masking.rate``).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from encoder_recipes.components.base import Component
+from encoder_recipes.recipe_files import (
+    PosDict,
+    RecipeError,
+    RecipeIssue,
+    apply_override,
+    load_yaml_file,
+    locate,
+    parse_override,
+    resolve_extends,
+)
+from encoder_recipes.schema import ComponentRef, EvaluatorRef, Recipe
+from encoder_recipes.registry import Registries, UnknownNameError, default_registries
+
+EVALUATOR_SCHEDULE_KEYS = set(EvaluatorRef.model_fields) - {"name"}
+
+
+@dataclass
+class ResolvedRecipe:
+    """A recipe after extends, validation, scale and overrides, with where it came from."""
+
+    recipe: Recipe
+    source: str
+    scale: str | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.recipe.model_dump(mode="json")
+
+    def component(self, registries: Registries, kind: str, ref: ComponentRef) -> Component:
+        """Instantiate a resolved component reference."""
+        cls = registries.component(kind, ref.name)
+        params = {k: v for k, v in ref.params.items() if not (kind == "evaluator" and k in EVALUATOR_SCHEDULE_KEYS)}
+        return cls(cls.Params(**params))
+
+
+# --- finding recipe files --------------------------------------------------------
+
+
+def find_recipe(ref: str, registries: Registries, from_file: str | None = None) -> Path | None:
+    """A registered name, or a path (relative to the referring file, then to the cwd)."""
+    candidates = []
+    if from_file:
+        candidates.append(Path(from_file).parent / ref)
+    candidates.append(Path(ref))
+    for path in candidates:
+        if path.suffix in {".yaml", ".yml"} and path.is_file():
+            return path
+    if ref in registries.recipes:
+        return registries.recipes.get(ref).path
+    return None
+
+
+def recipe_path(ref: str, registries: Registries) -> Path:
+    path = find_recipe(ref, registries)
+    if path is None:
+        known = registries.recipes.names()
+        close = difflib.get_close_matches(ref, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RecipeError([RecipeIssue(ref, None, None, "",
+                                       f"no recipe file or registered recipe named {ref!r}{hint}; "
+                                       f"registered: {', '.join(known) or 'none'}")])
+    return path
+
+
+# --- the pipeline -----------------------------------------------------------------
+
+
+def load_recipe(
+    ref: str | Path,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    scale: str | None = None,
+    registries: Registries | None = None,
+) -> ResolvedRecipe:
+    """Read, resolve and validate a recipe; raise :class:`RecipeError` listing every issue."""
+    registries = registries or default_registries()
+    path = recipe_path(str(ref), registries)
+    raw = load_yaml_file(path)
+    if not isinstance(raw, dict):
+        raise RecipeError([RecipeIssue(str(path), 1, 1, "", "a recipe must be a mapping of keys to values")])
+    raw = resolve_extends(raw, str(path), lambda r, f: find_recipe(r, registries, f))
+    recipe = validate_data(raw, str(path), registries)
+    resolved = ResolvedRecipe(recipe, str(path))
+    if scale:
+        from encoder_recipes.scale import apply_scale
+
+        resolved.recipe = apply_scale(resolved.recipe, scale, registries, source=str(path))
+        resolved.scale = scale
+    if overrides:
+        data = copy.deepcopy(resolved.recipe.model_dump(mode="python"))
+        issues = []
+        for text in overrides:
+            try:
+                parts, value = parse_override(text)
+                apply_override(data, parts, value, text)
+            except ValueError as exc:
+                issues.append(RecipeIssue("<command line>", None, None, text.split("=", 1)[0], str(exc)))
+        if issues:
+            raise RecipeError(issues)
+        resolved.recipe = validate_data(data, "<command line overrides>", registries)
+        resolved.overrides = list(overrides)
+    return resolved
+
+
+def validate_data(raw: Any, file: str, registries: Registries) -> Recipe:
+    """Schema, components and cross-field rules; every issue at once."""
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError(_issues_from_validation(exc, raw, file, Recipe)) from None
+    issues: list[RecipeIssue] = []
+    resolved_refs: dict[tuple, ComponentRef] = {}
+    for loc, kind, ref in component_refs(recipe):
+        new_ref = _resolve_component(ref, kind, loc, raw, file, registries, issues)
+        if new_ref is not None:
+            resolved_refs[loc] = new_ref
+    if issues:
+        raise RecipeError(issues)
+    recipe = _replace_refs(recipe, resolved_refs)
+    issues.extend(_cross_checks(recipe, raw, file, registries))
+    if issues:
+        raise RecipeError(issues)
+    return recipe
+
+
+def component_refs(recipe: Recipe) -> list[tuple[tuple, str, ComponentRef]]:
+    """Where each component reference sits in a recipe, and its kind."""
+    refs: list[tuple[tuple, str, ComponentRef]] = [(("tokenizer",), "tokenizer", recipe.tokenizer)]
+    for i, stage in enumerate(recipe.stages):
+        refs.append((("stages", i, "context"), "context", stage.context))
+        refs.append((("stages", i, "lr_schedule"), "lr_schedule", stage.lr_schedule))
+        refs.append((("stages", i, "masking"), "masking", stage.masking))
+    for i, ev in enumerate(recipe.evaluators):
+        refs.append((("evaluators", i), "evaluator", ev))
+    return refs
+
+
+def _resolve_component(ref: ComponentRef, kind: str, loc: tuple, raw: Any, file: str,
+                       registries: Registries, issues: list[RecipeIssue]) -> ComponentRef | None:
+    try:
+        cls = registries.component(kind, ref.name)
+    except UnknownNameError as exc:
+        issues.append(_issue(raw, file, (*loc, "name"), exc.message))
+        return None
+    schedule = {k: getattr(ref, k) for k in EVALUATOR_SCHEDULE_KEYS} if isinstance(ref, EvaluatorRef) else {}
+    try:
+        params = cls.Params.model_validate(ref.params)
+    except ValidationError as exc:
+        issues.extend(_issues_from_validation(exc, raw, file, cls.Params, prefix=loc, what=f"{kind} {ref.name!r}"))
+        return None
+    return type(ref).model_validate({"name": ref.name, **schedule, **params.model_dump(mode="python")})
+
+
+def _replace_refs(recipe: Recipe, refs: dict[tuple, ComponentRef]) -> Recipe:
+    data = recipe.model_dump(mode="python")
+    for loc, ref in refs.items():
+        node = data
+        for part in loc[:-1]:
+            node = node[part]
+        node[loc[-1]] = ref.model_dump(mode="python")
+    return Recipe.model_validate(data)
+
+
+def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -> list[RecipeIssue]:
+    """Rules that span fields: lengths fit the model, context does not shrink
+    unless allowed, mixtures name sources, stages named by schedules exist,
+    whole-word masking has a segmenter, required plugins are loaded."""
+    issues: list[RecipeIssue] = []
+    loaded = set(registries.loaded.plugins)
+    for i, name in enumerate(recipe.metadata.requires):
+        if name not in loaded:
+            issues.append(_issue(raw, file, ("metadata", "requires", i),
+                                 f"needs plugin {name!r}, which is not installed or failed to load; "
+                                 f"loaded: {', '.join(sorted(loaded))}"))
+    sources = {s.name for s in recipe.data.sources}
+    stage_names = [s.name for s in recipe.stages]
+    previous_max = 0
+    for i, stage in enumerate(recipe.stages):
+        context = ResolvedRecipe(recipe, file).component(registries, "context", stage.context)
+        lengths = context.lengths()
+        longest = max(lengths)
+        if longest > recipe.model.max_position_embeddings:
+            issues.append(_issue(raw, file, ("stages", i, "context"),
+                                 f"sequence length {longest} exceeds model.max_position_embeddings "
+                                 f"{recipe.model.max_position_embeddings}"))
+        shrinks = any(b < a for a, b in zip(lengths, lengths[1:])) or lengths[0] < previous_max
+        if shrinks and not stage.allow_context_shrink:
+            issues.append(_issue(raw, file, ("stages", i, "context"),
+                                 f"context shrinks (from {max(previous_max, lengths[0])} to {min(lengths)}); "
+                                 f"set allow_context_shrink: true on stage {stage.name!r} if that is intended"))
+        previous_max = longest
+        for key in (stage.mixture or {}):
+            if key not in sources:
+                issues.append(_issue(raw, file, ("stages", i, "mixture", key),
+                                     f"unknown data source {key!r}; sources: {', '.join(sorted(sources))}"))
+        decay_stage = stage.lr_schedule.params.get("decay_start_stage")
+        if decay_stage is not None and decay_stage not in stage_names:
+            issues.append(_issue(raw, file, ("stages", i, "lr_schedule", "decay_start_stage"),
+                                 f"no stage named {decay_stage!r}; stages: {', '.join(stage_names)}"))
+        masking_cls = registries.component("masking", stage.masking.name)
+        if getattr(masking_cls, "needs_words", False) and registries.word_segmenter(recipe.metadata.language) is None:
+            issues.append(_issue(raw, file, ("stages", i, "masking", "name"),
+                                 f"{stage.masking.name!r} needs a word segmenter for language "
+                                 f"{recipe.metadata.language!r} and no installed plugin provides one"))
+    return issues
+
+
+# --- error conversion ---------------------------------------------------------------
+
+
+def field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _issue(raw: Any, file: str, loc: tuple, message: str) -> RecipeIssue:
+    pos = locate(raw, loc) if isinstance(raw, (dict, list)) else None
+    return RecipeIssue(pos[0] if pos else file, pos[1] if pos else None, pos[2] if pos else None,
+                       field_path(loc), message)
+
+
+def _issues_from_validation(exc: ValidationError, raw: Any, file: str, model: type[BaseModel],
+                            prefix: tuple = (), what: str = "") -> list[RecipeIssue]:
+    issues = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            owner = f" for {what}" if what and len(loc) == 1 else ""
+            message = f"unknown key {loc[-1]!r}{owner}{hint}; known: {', '.join(known)}"
+        elif err["type"] == "missing":
+            message = f"required key {loc[-1]!r} is missing"
+        elif what:
+            message = f"{what}: {message}"
+        issues.append(_issue(raw, file, (*prefix, *loc), message))
+    return issues
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model found by walking ``loc`` through the schema."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return []
+        current = _model_in(current.model_fields[part].annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel inside ``list[M]``, ``dict[str, M]``, ``M | None``; else the annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation
+
+
+__all__ = ["ResolvedRecipe", "load_recipe", "validate_data", "find_recipe", "component_refs", "PosDict"]

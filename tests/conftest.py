@@ -1,0 +1,56 @@
+"""Shared fixtures: real plugins written to a temp dir and loaded through real entry points."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from encoder_recipes.plugin_manager import load_plugins
+from encoder_recipes.registry import build_registries
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    """A folder on sys.path where tests write plugin modules."""
+    folder = tmp_path / "plugins_src"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    yield folder
+    for name in [m for m in sys.modules if m.startswith("tplug_")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def write_plugin(plugin_dir):
+    """write_plugin("tplug_x", source) -> an EntryPoint named after the module's suffix."""
+
+    def write(module: str, source: str, name: str | None = None) -> md.EntryPoint:
+        (plugin_dir / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        return md.EntryPoint(name=name or module.removeprefix("tplug_"), value=module, group="encoder_recipes")
+
+    return write
+
+
+def installed_entry_points() -> list[md.EntryPoint]:
+    return list(md.entry_points(group="encoder_recipes"))
+
+
+@pytest.fixture
+def registries_with():
+    """Fresh registries from the installed plugins plus extra entry points (a new manager per call)."""
+
+    def build(*extra: md.EntryPoint, disabled=(), strict=False):
+        return build_registries(load_plugins([*installed_entry_points(), *extra], strict=strict, disabled=disabled))
+
+    return build
+
+
+@pytest.fixture
+def registries(registries_with):
+    return registries_with()
