@@ -83,12 +83,19 @@ class PosList(list):
         return new
 
 
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap"}
+
+
 def _mark(file: str, mark: yaml.Mark) -> Pos:
     return (file, mark.line + 1, mark.column + 1)
 
 
 def _build(node: yaml.Node, loader: yaml.SafeLoader, file: str) -> Any:
     """Turn a composed node into plain data, keeping positions on mappings and lists."""
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        # SafeLoader refuses such tags on scalars; refuse them on collections too.
+        raise RecipeError([RecipeIssue(file, node.start_mark.line + 1, node.start_mark.column + 1, "",
+                                       f"YAML tag {node.tag!r} is not allowed: recipes are plain data")])
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
         out = PosDict()
@@ -122,6 +129,8 @@ def load_yaml_text(text: str, file: str) -> Any:
         problem = exc.problem or "invalid YAML"
         if "\t" in problem or "'\\t'" in problem:
             problem += " (YAML does not allow tabs for indentation; use spaces)"
+        if exc.context and exc.context_mark and exc.context_mark is not mark:
+            problem += f" ({exc.context} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
         raise RecipeError([RecipeIssue(file, mark.line + 1 if mark else None, mark.column + 1 if mark else None,
                                        "", f"YAML syntax error: {problem}")]) from None
     except yaml.YAMLError as exc:

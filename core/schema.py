@@ -229,12 +229,3 @@ class Recipe(Strict):
         default_factory=lambda: {"smoke": ScaleRule()},
         description="named offline scales; `--scale smoke` applies scales.smoke",
     )
-
-    @model_validator(mode="after")
-    def _stage_names_unique(self) -> Recipe:
-        seen: set[str] = set()
-        for stage in self.stages:
-            if stage.name in seen:
-                raise ValueError(f"stage name {stage.name!r} is used twice")
-            seen.add(stage.name)
-        return self

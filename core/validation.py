@@ -199,6 +199,8 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
     stage_names = [s.name for s in recipe.stages]
     previous_max = 0
     for i, stage in enumerate(recipe.stages):
+        if stage.name in stage_names[:i]:
+            issues.append(_issue(raw, file, ("stages", i, "name"), f"stage name {stage.name!r} is used twice"))
         context = ResolvedRecipe(recipe, file).component(registries, "context", stage.context)
         lengths = context.lengths()
         longest = max(lengths)

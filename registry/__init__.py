@@ -148,7 +148,7 @@ def _call_each(loaded: LoadedPlugins, hook_name: str) -> list[tuple[str, list]]:
 
 def build_registries(loaded: LoadedPlugins) -> Registries:
     """Collect every plugin's components and recipes into typed registries."""
-    from encoder_recipes.recipe_files import read_recipe_name  # late: avoids an import cycle
+    from encoder_recipes.recipe_files import RecipeError, read_recipe_name  # late: avoids an import cycle
 
     components: dict[str, Registry[type[Component]]] = {}
     for kind, hook_name in HOOK_FOR_KIND.items():
@@ -167,7 +167,13 @@ def build_registries(loaded: LoadedPlugins) -> Registries:
     for plugin_name, paths in _call_each(loaded, "encoder_recipes_register_recipes"):
         for path in paths:
             path = Path(path)
-            name = read_recipe_name(path)
+            try:
+                name = read_recipe_name(path)
+            except RecipeError as exc:  # one unreadable recipe must not hide the others
+                info = loaded.plugins.get(plugin_name)
+                loaded.report_failure(PluginFailure(plugin_name, info.distribution if info else "<unknown>",
+                                                    "encoder_recipes_register_recipes", str(exc)))
+                continue
             recipes.add(name, RecipeEntry(name, path, plugin_name), plugin_name)
     return Registries(loaded, components, recipes)
 
