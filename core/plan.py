@@ -15,7 +15,7 @@ from encoder_recipes.clock import Clock
 from encoder_recipes.registry import Registries
 from encoder_recipes.schema import ModelConfig, Recipe
 
-_PROBE_STEPS = 10_000  # resolution at which a context schedule's mean length is measured
+_PROBE_STEPS = 27_720  # lcm(1..12): equal shares of up to 12 extension steps are measured exactly
 
 
 @dataclass

@@ -54,3 +54,32 @@ def registries_with():
 @pytest.fixture
 def registries(registries_with):
     return registries_with()
+
+
+TINY_RECIPE = """\
+# A tiny recipe for tests: encoder-recipes run THIS --scale smoke
+metadata: {{name: {name}, language: {language}, description: a tiny test recipe}}
+model: {{hidden_size: 64, intermediate_size: 96, num_hidden_layers: 3, num_attention_heads: 2,
+        max_position_embeddings: 512}}
+tokenizer: {{name: bpe, vocab_size: 512}}
+data:
+  sources:
+    - {{name: web, paths: ["corpus/*.txt"]}}
+stages:
+  - name: short
+    context: {{name: fixed, seq_len: 128}}
+    steps: 100
+    batch_size: 8
+    lr: {lr}
+    lr_schedule: {{name: linear_warmup_decay, warmup_steps: 10}}
+    masking: {{name: mlm, rate: 0.3}}
+"""
+
+
+@pytest.fixture
+def recipe_file():
+    def write(path: Path, *, name: str = "tiny", language: str = "fi", lr: str = "1.0e-3") -> Path:
+        path.write_text(TINY_RECIPE.format(name=name, language=language, lr=lr), encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,1 @@
+"""Evaluators: the papers' evaluation protocols as registered components."""

@@ -1,0 +1,39 @@
+"""Running evaluators during training: results to ``eval/step_N.json`` and ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from encoder_recipes.data.sources import DocumentStream
+from encoder_recipes.evaluation.context import EvalContext
+
+
+def run_evaluators(refs: list, *, trainer: Any, stage: Any, step: int) -> dict[str, Any]:
+    recipe = trainer.recipe
+    spec = recipe.stages[stage.index]
+    clock = trainer.plan.clock(min(step, trainer.plan.total_steps - 1))
+    context_schedule = trainer.resolved.component(trainer.registries, "context", spec.context)
+    masking = trainer.resolved.component(trainer.registries, "masking", spec.masking)
+
+    def documents():
+        for source in recipe.data.sources:
+            yield from DocumentStream(source, "validation", validation_fraction=recipe.data.validation_fraction)
+
+    context = EvalContext(
+        language=recipe.metadata.language, device=trainer.device, documents=documents,
+        seq_len=context_schedule.seq_len(clock), packing=spec.packing, masking=masking,
+        mask_rate=masking.rate(clock), segmenter=trainer.segmenter, seed=recipe.seed, step=step,
+        out_dir=trainer.out, registries=trainer.registries,
+    )
+    results: dict[str, Any] = {}
+    for ref in refs:
+        evaluator = trainer.resolved.component(trainer.registries, "evaluator", ref)
+        scores = evaluator.evaluate(model=trainer.model, tokenizer=trainer.tokenizer, context=context)
+        results.update({f"{ref.name}/{k}": v for k, v in scores.items() if isinstance(v, (int, float, str))})
+    folder = trainer.out / "eval"
+    folder.mkdir(exist_ok=True)
+    (folder / f"step_{step:08d}.json").write_text(
+        json.dumps({"step": step, "stage": stage.name, "results": results}, indent=1, ensure_ascii=False),
+        encoding="utf-8")
+    return results

@@ -1,0 +1,186 @@
+"""From documents to masked batches: tokenize, find words, pack, pad, mask.
+
+The stream is deterministic and resumable: its state (the mixture's position,
+the packers' buffers and the sequences already packed but not yet used) goes
+into every checkpoint, and masking draws from a generator seeded by the
+global step, so a resumed run sees exactly the batches an uninterrupted run
+would have seen.
+
+Every rank builds the whole global batch and keeps its own slice. That makes
+N processes train exactly like one process with the same global batch (the
+test of distributed training relies on it) at the cost of tokenizing the
+global batch on every rank.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from encoder_recipes.components.kinds import Masking
+from encoder_recipes.components.masking import word_ids_from_offsets
+from encoder_recipes.data.packing import make_packer
+
+#: documents tokenized per call to the fast tokenizer (batching amortises its overhead)
+TOKENIZE_CHUNK = 64
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, L) after masking
+    attention_mask: torch.Tensor  # (B, L)
+    labels: torch.Tensor  # (B, L), -100 where nothing is predicted
+    tokens: int  # non-padding tokens
+
+    def slice(self, start: int, stop: int) -> Batch:
+        mask = self.attention_mask[start:stop]
+        # trim the padding columns this slice does not need
+        width = int(mask.sum(1).max()) if len(mask) else 0
+        return Batch(self.input_ids[start:stop, :width], mask[:, :width], self.labels[start:stop, :width],
+                     int(mask.sum()))
+
+    @property
+    def masked(self) -> int:
+        return int((self.labels != -100).sum())
+
+
+class DocumentTokenizer:
+    """Token ids of documents without special tokens, plus word ids when a segmenter is given."""
+
+    def __init__(self, tokenizer: Any, segmenter: Any = None, max_chars: int | None = 1_000_000) -> None:
+        self.tokenizer, self.segmenter, self.max_chars = tokenizer, segmenter, max_chars
+
+    def __call__(self, texts: list[str]) -> list[tuple[list[int], list[int] | None]]:
+        if self.max_chars:
+            # a single enormous document would stall the pipeline; the tail cannot fit a sequence anyway
+            texts = [t[: self.max_chars] for t in texts]
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=self.segmenter is not None,
+                             return_attention_mask=False, return_token_type_ids=False)
+        if self.segmenter is None:
+            return [(ids, None) for ids in enc["input_ids"]]
+        out = []
+        for text, ids, offsets in zip(texts, enc["input_ids"], enc["offset_mapping"]):
+            out.append((ids, word_ids_from_offsets(offsets, self.segmenter.spans(text))))
+        return out
+
+
+class SequenceStream:
+    """Packed sequences of the requested length, from a document stream."""
+
+    def __init__(self, documents: Any, doc_tokenizer: DocumentTokenizer, packing: str, cls_id: int, sep_id: int) -> None:
+        self.documents, self.doc_tokenizer, self.packing = documents, doc_tokenizer, packing
+        self.cls_id, self.sep_id = cls_id, sep_id
+        self.with_words = doc_tokenizer.segmenter is not None
+        self.seq_len = 0
+        self.pending: deque[tuple[list[int], list[int] | None]] = deque()
+        self._iter = iter(documents)
+        self._ids_packer = self._words_packer = None
+
+    def _new_packers(self, seq_len: int) -> None:
+        # Word ids are packed by a twin packer fed the same lengths, so they
+        # land on exactly the same positions; [CLS]/[SEP] get word id -1.
+        self.seq_len = seq_len
+        self._ids_packer = make_packer(self.packing, seq_len, self.cls_id, self.sep_id)
+        self._words_packer = make_packer(self.packing, seq_len, -1, -1) if self.with_words else None
+
+    def take(self, n: int, seq_len: int) -> list[tuple[list[int], list[int] | None]]:
+        if seq_len != self.seq_len:
+            # a new length (next stage or extension step): sequences packed for the old one are dropped
+            self.pending.clear()
+            self._new_packers(seq_len)
+        while len(self.pending) < n:
+            texts = []
+            for _ in range(TOKENIZE_CHUNK):
+                try:
+                    texts.append(next(self._iter)[1])
+                except StopIteration:
+                    break
+            if not texts:
+                raise RuntimeError("the data ran out (every source is exhausted)")
+            for ids, words in self.doc_tokenizer(texts):
+                packed = self._ids_packer.add(ids)
+                packed_words = self._words_packer.add(words) if words is not None else [None] * len(packed)
+                for seq, wseq in zip(packed, packed_words):
+                    self.pending.append((seq.input_ids, wseq.input_ids if wseq is not None else None))
+        return [self.pending.popleft() for _ in range(n)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "documents": self.documents.state_dict(),
+            "seq_len": self.seq_len,
+            "pending": [list(p) for p in self.pending],
+            "ids_packer": _packer_state(self._ids_packer),
+            "words_packer": _packer_state(self._words_packer),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.documents.load_state_dict(state["documents"])
+        self._iter = iter(self.documents)
+        self._new_packers(state["seq_len"]) if state["seq_len"] else None
+        self.pending = deque((ids, words) for ids, words in state["pending"])
+        _load_packer_state(self._ids_packer, state["ids_packer"])
+        _load_packer_state(self._words_packer, state["words_packer"])
+
+
+def _packer_state(packer: Any) -> dict[str, Any] | None:
+    if packer is None:
+        return None
+    return {k: v for k, v in vars(packer).items() if k.startswith("_")}
+
+
+def _load_packer_state(packer: Any, state: dict[str, Any] | None) -> None:
+    if packer is not None and state:
+        for key, value in state.items():
+            setattr(packer, key, list(value))
+
+
+def collate(seqs: list[tuple[list[int], list[int] | None]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Pad to the longest sequence of the batch: (input_ids, attention_mask, word_ids)."""
+    width = max(len(ids) for ids, _ in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(seqs), width), dtype=torch.long)
+    with_words = seqs[0][1] is not None
+    word_ids = torch.full((len(seqs), width), -1, dtype=torch.long) if with_words else None
+    for row, (ids, words) in enumerate(seqs):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention[row, : len(ids)] = 1
+        if with_words:
+            word_ids[row, : len(words)] = _compact(torch.tensor(words, dtype=torch.long))
+    return input_ids, attention, word_ids
+
+
+def _compact(words: torch.Tensor) -> torch.Tensor:
+    """Renumber a row's word ids 0..k-1 (documents packed together restart their numbering).
+
+    A word is a run of equal ids; a token without a word (-1: [CLS], [SEP]
+    between documents) ends the run, so equal ids in two documents stay apart.
+    """
+    valid = words >= 0
+    starts = valid.clone()
+    starts[1:] &= (words[1:] != words[:-1]) | ~valid[:-1]
+    out = torch.cumsum(starts.long(), 0) - 1
+    return torch.where(valid, out, torch.full_like(out, -1))
+
+
+class BatchMaker:
+    """Global batches for the trainer: pack, collate, and mask with a step-seeded generator."""
+
+    def __init__(self, sequences: SequenceStream, masking: Masking, tokenizer: Any, seed: int) -> None:
+        self.sequences, self.masking, self.seed = sequences, masking, seed
+        self.pad_id = tokenizer.pad_token_id
+        self.mask_id = tokenizer.mask_token_id
+        self.vocab_size = len(tokenizer)
+        self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+
+    def next(self, *, step: int, batch_size: int, seq_len: int, rate: float) -> Batch:
+        input_ids, attention, word_ids = collate(self.sequences.take(batch_size, seq_len), self.pad_id)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        special = torch.isin(input_ids, self.special_ids)
+        inputs, labels = self.masking.mask(
+            input_ids, rate=rate, special_tokens_mask=special, mask_token_id=self.mask_id,
+            vocab_size=self.vocab_size, generator=generator, word_ids=word_ids, special_ids=self.special_ids,
+        )
+        return Batch(inputs, attention, labels, int(attention.sum()))

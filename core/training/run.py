@@ -1,0 +1,48 @@
+"""``encoder-recipes run``: resolve the recipe, make sure the data is there, train."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from encoder_recipes.registry import default_registries
+from encoder_recipes.validation import load_recipe
+
+
+def ensure_sample_data(resolved) -> None:
+    """Fetch the offline sample corpora a recipe names, if the cache lacks them."""
+    from encoder_recipes.data.samples import SampleCorpusMissing, ensure_samples, sample_files
+
+    for source in resolved.recipe.data.sources:
+        if source.sample:
+            try:
+                sample_files(source.sample)
+            except SampleCorpusMissing:
+                ensure_samples([source.sample])
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    from encoder_recipes.data.samples import SampleCorpusUnavailable
+    from encoder_recipes.training.trainer import RunOptions, TrainingError, default_output, train
+
+    registries = default_registries()
+    resolved = load_recipe(args.recipe, overrides=args.overrides or [], scale=args.scale, registries=registries)
+    output = Path(args.output) if args.output else default_output(resolved)
+    try:
+        ensure_sample_data(resolved)
+        final = train(resolved, registries, RunOptions(output=output, resume=args.resume,
+                                                        allow_config_change=args.allow_config_change,
+                                                        device=args.device, max_steps=args.max_steps))
+    except (TrainingError, SampleCorpusUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted; resume with: encoder-recipes run {args.recipe} --output {output} --resume auto",
+              file=sys.stderr)
+        return 130
+    if final is not None:
+        print(f"done: {final}")
+    else:
+        print(f"stopped before the end; resume with --output {output} --resume auto")
+    return 0

@@ -1,0 +1,335 @@
+"""The training recipe: ``setup()`` → ``train()`` → ``cleanup()``.
+
+``train()`` is the whole loop, readable top to bottom. Everything that varies
+with the step — learning rate, masking rate, sequence length, RoPE thetas —
+is a pure function of the global step through the plan's clock, so a run
+resumed at step N continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from encoder_recipes import __version__
+from encoder_recipes.data.mixture import MixtureStream
+from encoder_recipes.data.sources import DocumentStream, iter_documents
+from encoder_recipes.modeling.build import build_model, describe_attention_backend, set_rope_thetas, special_ids_from_tokenizer
+from encoder_recipes.modeling.export import export_model
+from encoder_recipes.plan import Plan, StagePlan, build_plan
+from encoder_recipes.registry import Registries
+from encoder_recipes.training import checkpoint as ckpt
+from encoder_recipes.training.batches import BatchMaker, DocumentTokenizer, SequenceStream
+from encoder_recipes.training.card import model_card
+from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
+from encoder_recipes.training.metrics import MetricsLog, StageProgress
+from encoder_recipes.validation import ResolvedRecipe
+
+#: documents read from the training data to train a tokenizer when its params set no limit
+TOKENIZER_DOCUMENTS = 200_000
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class RunOptions:
+    output: Path
+    resume: str | None = None
+    allow_config_change: bool = False
+    device: str | None = None
+    max_steps: int | None = None  # stop early (trials, tests); the run stays resumable
+    progress: bool = True
+
+
+def recipe_hash(resolved: ResolvedRecipe) -> str:
+    """Identity of what a run trains; logging and checkpoint cadence do not count."""
+    data = resolved.to_dict()
+    for key in ("log_every", "checkpoint_every", "keep_checkpoints", "evaluators"):
+        data.pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Trainer:
+    def __init__(self, resolved: ResolvedRecipe, registries: Registries, options: RunOptions) -> None:
+        self.resolved, self.recipe, self.registries, self.options = resolved, resolved.recipe, registries, options
+        self.out = Path(options.output)
+        self.step = 0  # the next global step to run
+        self.stage_stream: dict[str, Any] | None = None  # data state of the checkpoint we resumed from
+
+    # --- setup -------------------------------------------------------------------
+
+    def setup(self) -> None:
+        recipe = self.recipe
+        self.device = pick_device(self.options.device)
+        self.dist: Dist = init_distributed(self.device)
+        self._prepare_output()
+        resume_from = ckpt.resolve_resume(self.out, self.options.resume)
+        self.hash = recipe_hash(self.resolved)
+        if resume_from is not None:
+            saved = resume_from.state.get("recipe_hash")
+            if saved != self.hash and not self.options.allow_config_change:
+                raise TrainingError(
+                    f"the recipe differs from the one that wrote {resume_from.path} (hash {saved} vs {self.hash}); "
+                    "pass --allow-config-change to resume anyway"
+                )
+        if self.dist.main:
+            (self.out / "resolved.yaml").write_text(
+                yaml.safe_dump(self.resolved.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+        torch.manual_seed(recipe.seed)
+        self.segmenter = self.registries.word_segmenter(recipe.metadata.language)
+        self.streams = {s.name: DocumentStream(s, "train", validation_fraction=recipe.data.validation_fraction)
+                        for s in recipe.data.sources}
+        self.tokenizer = self._tokenizer()
+        self.plan: Plan = build_plan(recipe, self.registries, vocab_size=len(self.tokenizer))
+
+        self.attn = describe_attention_backend(self.device.type, requested=recipe.attention)
+        model = build_model(recipe.model, vocab_size=len(self.tokenizer),
+                            special_ids=special_ids_from_tokenizer(self.tokenizer),
+                            attn_implementation=self.attn, seed=recipe.seed)
+        self.model = model.to(self.device)
+        self.optimizer = self._optimizer()
+        if resume_from is not None:
+            self._load(resume_from)
+        self.ddp_model = self.model
+        if self.dist.enabled:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if recipe.compile:
+            self.ddp_model = torch.compile(self.ddp_model)
+        self.metrics = MetricsLog(self.out, enabled=self.dist.main)
+        self.metrics.truncate_after(self.step)
+        self.bf16 = recipe.precision == "bf16" or (
+            recipe.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+    def _prepare_output(self) -> None:
+        """Fail before any work when the run directory cannot be written."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            probe = self.out / f".write-test-{self.dist.rank}"
+            probe.write_bytes(b"0" * 4096)
+            probe.unlink()
+        except OSError as exc:
+            raise TrainingError(f"cannot write to the run directory {self.out}: {exc.strerror or exc}") from None
+
+    def _tokenizer(self):
+        from transformers import AutoTokenizer
+
+        saved = self.out / "tokenizer"
+        if not (saved / "tokenizer.json").exists():
+            if self.dist.main:
+                component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
+                limit = self.recipe.tokenizer.params.get("max_train_documents") or TOKENIZER_DOCUMENTS
+                tok = component.build(texts=self._tokenizer_texts(limit), vocab_size=None,
+                                      language=self.recipe.metadata.language, segmenter=self.segmenter)
+                tok.save_pretrained(saved)
+            self.dist.barrier()
+        return AutoTokenizer.from_pretrained(saved)
+
+    def _tokenizer_texts(self, limit: int):
+        per_source = max(1, limit // len(self.recipe.data.sources))
+        for source in self.recipe.data.sources:
+            for i, text in enumerate(iter_documents(source, "train",
+                                                    validation_fraction=self.recipe.data.validation_fraction)):
+                if i >= per_source:
+                    break
+                yield text
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        opt = self.recipe.optimizer
+        # weight decay on matrices only: norms and biases are left alone, as in BERT and ModernBERT
+        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": opt.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=self.recipe.stages[0].lr, betas=opt.betas, eps=opt.eps,
+                                 fused=self.device.type == "cuda")
+
+    def _load(self, found: ckpt.Checkpoint) -> None:
+        model_state, optimizer_state, state = ckpt.load_checkpoint(found, map_location=self.device)
+        stage = self.plan.stage_at(state["step"])
+        # a stage may have changed RoPE thetas: make the module match before loading its weights
+        set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
+        self.model.load_state_dict(model_state, strict=False)
+        self.model.tie_weights()
+        self.optimizer.load_state_dict(optimizer_state)
+        self.step = state["step"]
+        self.stage_stream = state["data"]
+        torch.set_rng_state(torch.tensor(state["rng"]["torch"], dtype=torch.uint8))
+        if self.dist.main:
+            print(f"resumed from {found.path} at step {self.step} (stage {stage.name})", flush=True)
+
+    # --- train -------------------------------------------------------------------
+
+    def train(self) -> None:
+        last = self.plan.total_steps
+        if self.options.max_steps is not None:
+            last = min(last, self.options.max_steps)
+        for stage in self.plan.stages:
+            if self.step >= stage.start + stage.steps or self.step >= last:
+                continue
+            spec = self.recipe.stages[stage.index]
+            context = self.resolved.component(self.registries, "context", spec.context)
+            masking = self.resolved.component(self.registries, "masking", spec.masking)
+            schedule = self.resolved.component(self.registries, "lr_schedule", spec.lr_schedule)
+            set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
+            batches = self._batches(stage, masking)
+            progress = StageProgress(stage.name, stage.steps, self.step - stage.start,
+                                     enabled=self.options.progress and self.dist.main)
+            tokens, started, first = 0, time.perf_counter(), self.step
+
+            for step in range(self.step, min(stage.start + stage.steps, last)):
+                clock = self.plan.clock(step)
+                seq_len, rate = context.seq_len(clock), masking.rate(clock)
+                lr = stage.lr * schedule.multiplier(clock)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+
+                batch = batches.next(step=step, batch_size=stage.batch_size, seq_len=seq_len, rate=rate)
+                loss, grad_norm = self._optimizer_step(batch, spec.micro_batch_size)
+                if not math.isfinite(loss):
+                    newest = ckpt.latest_complete(self.out / "checkpoints")
+                    raise TrainingError(f"loss became {loss} at step {step} (stage {stage.name}); "
+                                        f"last good checkpoint: {newest.path if newest else 'none'}")
+                self.step = step + 1
+                tokens += batch.tokens
+
+                elapsed = time.perf_counter() - started
+                progress.update(loss=f"{loss:.3f}", tok_s=f"{tokens / elapsed:,.0f}", lr=f"{lr:.2e}",
+                                mask=f"{rate:.2f}", len=seq_len)
+                if self.step % self.recipe.log_every == 0 or self.step == stage.start + stage.steps:
+                    self.metrics.write({
+                        "step": self.step, "stage": stage.name, "stage_step": self.step - stage.start,
+                        "loss": loss, "lr": lr, "mask_rate": rate, "seq_len": seq_len,
+                        "global_rope_theta": stage.global_rope_theta, "local_rope_theta": stage.local_rope_theta,
+                        "tokens": batch.tokens, "tokens_per_s": tokens / elapsed, "grad_norm": grad_norm,
+                        "eta_s": elapsed / (self.step - first) * (stage.start + stage.steps - self.step),
+                    })
+                if self.step % self.recipe.checkpoint_every == 0 or self.step == stage.start + stage.steps:
+                    self._checkpoint(stage, batches)
+                self._evaluate(stage, after_step=self.step)
+            progress.close()
+
+    def _optimizer_step(self, batch, micro_batch_size: int | None) -> tuple[float, float]:
+        """One optimizer step over this rank's share of the global batch, in micro-batches.
+
+        The loss of every micro-batch is weighted by its share of the global
+        batch's masked tokens (times the world size, since DDP averages), so
+        the gradient equals that of one pass over the whole global batch, on
+        any number of processes and micro-batches.
+        """
+        start, stop = self.dist.share(len(batch.input_ids))
+        micro = micro_batch_size or (stop - start)
+        total_masked = max(batch.masked, 1)
+        loss_sum = 0.0
+        bounds = list(range(start, stop, micro))
+        for i, lo in enumerate(bounds):
+            part = batch.slice(lo, min(lo + micro, stop))
+            last = i == len(bounds) - 1
+            sync = contextlib.nullcontext() if last or not self.dist.enabled else self.ddp_model.no_sync()
+            autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+            with sync, autocast:
+                out = self.ddp_model(input_ids=part.input_ids.to(self.device),
+                                     attention_mask=part.attention_mask.to(self.device),
+                                     labels=part.labels.to(self.device))
+                if part.masked:
+                    loss = out.loss * (part.masked / total_masked) * self.dist.world
+                    loss_sum += float(out.loss.detach()) * part.masked
+                else:  # nothing to predict here, but DDP still needs every rank's backward
+                    loss = out.logits.sum() * 0.0
+                loss.backward()
+        clip = self.recipe.optimizer.grad_clip
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf")))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return self.dist.all_reduce_mean(loss_sum) * self.dist.world / total_masked, grad_norm
+
+    def _batches(self, stage: StagePlan, masking) -> BatchMaker:
+        spec = self.recipe.stages[stage.index]
+        weights = spec.mixture or self.recipe.data.mixture or {name: 1.0 for name in self.streams}
+        if self.stage_stream is not None and self.stage_stream["stage"] != stage.name:
+            # resumed at a stage boundary: put the documents back where the previous stage left them
+            previous = self.recipe.stages[self.plan.stages[stage.index - 1].index]
+            old = MixtureStream(self.streams, previous.mixture or self.recipe.data.mixture
+                                or {n: 1.0 for n in self.streams}, seed=self.recipe.seed + stage.index - 1)
+            old.load_state_dict(self.stage_stream["stream"]["documents"])
+            self.stage_stream = None
+        mixture = MixtureStream(self.streams, weights, seed=self.recipe.seed + stage.index)
+        segmenter = self.segmenter if masking.needs_words else None
+        sequences = SequenceStream(mixture, DocumentTokenizer(self.tokenizer, segmenter), spec.packing,
+                                   self.tokenizer.cls_token_id, self.tokenizer.sep_token_id)
+        if self.stage_stream is not None:
+            sequences.load_state_dict(self.stage_stream["stream"])
+            self.stage_stream = None
+        return BatchMaker(sequences, masking, self.tokenizer, seed=self.recipe.seed)
+
+    def _checkpoint(self, stage: StagePlan, batches: BatchMaker) -> None:
+        if self.dist.main:
+            state = {
+                "step": self.step, "stage": stage.name, "recipe_hash": self.hash,
+                "data": {"stage": stage.name, "stream": batches.sequences.state_dict()},
+                "rng": {"torch": torch.get_rng_state().tolist()},
+                "versions": {"encoder_recipes": __version__, "torch": torch.__version__},
+            }
+            ckpt.save_checkpoint(self.out / "checkpoints", self.step, model_state=self.model.state_dict(),
+                                 optimizer_state=self.optimizer.state_dict(), state=state,
+                                 keep=self.recipe.keep_checkpoints)
+        self.dist.barrier()
+
+    def _evaluate(self, stage: StagePlan, after_step: int) -> None:
+        """Run the recipe's evaluators that are due after this step (evaluators land with their own issue)."""
+        due = [ev for ev in self.recipe.evaluators
+               if (ev.every_steps and after_step % ev.every_steps == 0)
+               or (ev.at_stage_end and after_step == stage.start + stage.steps)]
+        if not due or not self.dist.main:
+            return
+        from encoder_recipes.evaluation.runner import run_evaluators
+
+        self.model.eval()
+        results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
+        self.model.train()
+        self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval", **results})
+
+    # --- cleanup -----------------------------------------------------------------
+
+    def cleanup(self) -> Path | None:
+        """Export ``final/`` once every stage is done; close logs and the process group."""
+        final = None
+        try:
+            if self.dist.main and self.step >= self.plan.total_steps:
+                self.model.eval()
+                final = export_model(self.model, self.tokenizer, self.out / "final",
+                                     card=model_card(self.resolved, self.plan, self.out))
+        finally:
+            if hasattr(self, "metrics"):
+                self.metrics.close()
+            close_distributed()
+        return final
+
+
+def train(resolved: ResolvedRecipe, registries: Registries, options: RunOptions) -> Path | None:
+    trainer = Trainer(resolved, registries, options)
+    try:
+        trainer.setup()
+        trainer.train()
+    except BaseException:
+        close_distributed()
+        raise
+    return trainer.cleanup()
+
+
+def default_output(resolved: ResolvedRecipe) -> Path:
+    name = resolved.recipe.metadata.name + (f"-{resolved.scale}" if resolved.scale else "")
+    return Path(os.environ.get("ENCODER_RECIPES_RUNS", "runs")) / name

@@ -1,0 +1,94 @@
+"""Real training on CPU: stages follow the plan, checkpoints resume exactly, the export loads in stock transformers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+from encoder_recipes.plan import build_plan
+from encoder_recipes.training.metrics import read_metrics
+from encoder_recipes.training.trainer import RunOptions, TrainingError, train
+from encoder_recipes.validation import load_recipe
+
+
+def run(recipe_path, registries, out, **options):
+    resolved = load_recipe(str(recipe_path), registries=registries)
+    return train(resolved, registries, RunOptions(output=out, progress=False, **options)), resolved
+
+
+def weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_two_stage_run_follows_plan_and_exports(train_recipe, registries, tmp_path):
+    final, resolved = run(train_recipe(), registries, tmp_path / "run")
+    plan = build_plan(resolved.recipe, registries, vocab_size=512)
+    steps = [m for m in read_metrics(tmp_path / "run") if "loss" in m and m.get("event") != "eval"]
+    for record in steps:
+        stage = plan.stage_at(record["step"] - 1)
+        assert record["stage"] == stage.name
+        assert record["seq_len"] == stage.lengths[0]
+        assert record["mask_rate"] == pytest.approx(stage.mask_rate_start)
+        assert record["global_rope_theta"] == stage.global_rope_theta
+    assert {r["stage"] for r in steps} == {"short", "long"}
+    assert steps[-1]["step"] == plan.total_steps
+    # the stage's LR restarts: linear warmup over 3 steps, then decay
+    short = {r["step"]: r["lr"] for r in steps if r["stage"] == "short"}
+    assert short[2] == pytest.approx(3e-3 * 1 / 3)
+
+    evals = [m for m in read_metrics(tmp_path / "run") if m.get("event") == "eval"]
+    assert [e["step"] for e in evals] == [12, 18]  # at each stage end
+    assert (tmp_path / "run" / "eval" / "step_00000012.json").exists()
+
+    model = AutoModelForMaskedLM.from_pretrained(final)
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    assert model.config.rope_parameters["full_attention"]["rope_theta"] == 80000
+    answers = pipeline("fill-mask", model=model, tokenizer=tokenizer)("Return the [MASK] of the list.")
+    assert len(answers) == 5 and all("sequence" in a for a in answers)
+    card = (final / "README.md").read_text(encoding="utf-8")
+    assert "tiny-en" in card and "| long |" in card and "transformers" in card
+
+
+def test_validation_loss_falls(train_recipe, registries, tmp_path):
+    run(train_recipe(steps1=30, steps2=2, checkpoint_every=100), registries, tmp_path / "run")
+    from encoder_recipes.evaluation.mlm import MLMEvaluator  # noqa: F401  (registered as "mlm")
+
+    evals = [m for m in read_metrics(tmp_path / "run") if m.get("event") == "eval"]
+    # an untrained model scores about ln(vocab) = ln(512) ≈ 6.2; training must beat it clearly
+    assert evals[0]["mlm/loss"] < 5.8, evals
+
+
+def test_resume_gives_the_same_losses_and_weights(train_recipe, registries, tmp_path):
+    recipe = train_recipe()
+    full, _ = run(recipe, registries, tmp_path / "full")
+    # stop inside stage 1 (after the step-8 checkpoint), then at the stage boundary, then finish
+    run(recipe, registries, tmp_path / "parts", max_steps=10)
+    run(recipe, registries, tmp_path / "parts", resume="auto", max_steps=12)
+    parts, _ = run(recipe, registries, tmp_path / "parts", resume="auto")
+    a, b = weights(full), weights(parts)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    losses = lambda d: [(m["step"], m["loss"]) for m in read_metrics(d) if "loss" in m and m.get("event") != "eval"]  # noqa: E731
+    assert losses(tmp_path / "full") == losses(tmp_path / "parts")
+
+
+def test_resume_with_a_changed_recipe_is_refused(train_recipe, registries, tmp_path):
+    recipe = train_recipe()
+    run(recipe, registries, tmp_path / "run", max_steps=5)
+    changed = load_recipe(str(recipe), registries=registries, overrides=["stages.short.lr=1e-3"])
+    with pytest.raises(TrainingError, match="allow-config-change"):
+        train(changed, registries, RunOptions(output=tmp_path / "run", resume="auto", progress=False))
+    train(changed, registries, RunOptions(output=tmp_path / "run", resume="auto", progress=False,
+                                          allow_config_change=True, max_steps=6))
+
+
+def test_unwritable_output_fails_before_training(train_recipe, registries, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(TrainingError, match="cannot write to the run directory"):
+        run(train_recipe(), registries, blocker / "run")
