@@ -1,3 +1,35 @@
-"""Hook implementations registering the built-in components."""
+"""Hook implementations registering the built-in components.
 
+The built-ins come in through the same entry-point group (``builtin``) as
+any outside plugin; the components themselves live in
+``encoder_recipes.components``. Evaluators are registered here later, by
+their own change (``encoder_recipes_register_evaluators``).
+"""
+
+from encoder_recipes.components import context, lr_schedules, masking, tokenizers
 from encoder_recipes.hookspecs import hookimpl
+
+
+@hookimpl
+def encoder_recipes_register_lr_schedules():
+    return [
+        lr_schedules.Constant,
+        lr_schedules.LinearWarmupDecay,
+        lr_schedules.WarmupStableDecay,
+        lr_schedules.DampedCosine,
+    ]
+
+
+@hookimpl
+def encoder_recipes_register_context_schedules():
+    return [context.Fixed, context.Stepwise]
+
+
+@hookimpl
+def encoder_recipes_register_maskings():
+    return [masking.TokenMasking, masking.WholeWordMasking]
+
+
+@hookimpl
+def encoder_recipes_register_tokenizers():
+    return [tokenizers.BPE, tokenizers.UnigramTokenizer, tokenizers.Pretrained]

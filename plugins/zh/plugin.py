@@ -1,3 +1,33 @@
-"""Hook implementations of the zh language plugin."""
+"""Hook implementations of the zh language plugin.
 
+Only hooks live here; the segmenter (jieba) and the fill-mask probes live
+beside this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from encoder_recipes.components.segmenters import WordSegmenter
 from encoder_recipes.hookspecs import hookimpl
+from encoder_recipes.plugins.zh.probes import probes_for
+from encoder_recipes.plugins.zh.segmenter import jieba_segmenter
+from encoder_recipes.recipes import recipe_path
+
+
+@hookimpl
+def encoder_recipes_register_recipes() -> list[Path]:
+    """The Chinese seed recipe: Chinese ModernBERT with whole-word masking."""
+    return [recipe_path("zh_modernbert_wwm.yaml")]
+
+
+@hookimpl
+def encoder_recipes_word_segmenter(language: str) -> WordSegmenter | None:
+    """jieba words for "zh"; jieba is imported on first use."""
+    return jieba_segmenter() if language == "zh" else None
+
+
+@hookimpl
+def encoder_recipes_fill_mask_probes(language: str) -> list[dict] | None:
+    """Simple factual fill-mask probes for "zh" (written for this project)."""
+    return probes_for(language)
