@@ -2,11 +2,11 @@
 
 The built-ins come in through the same entry-point group (``builtin``) as
 any outside plugin; the components themselves live in
-``encoder_recipes.components``. Evaluators are registered here later, by
-their own change (``encoder_recipes_register_evaluators``).
+``encoder_recipes.components`` and ``encoder_recipes.evaluation``.
 """
 
 from encoder_recipes.components import context, lr_schedules, masking, tokenizers
+from encoder_recipes.evaluation import mlm
 from encoder_recipes.hookspecs import hookimpl
 
 
@@ -33,3 +33,8 @@ def encoder_recipes_register_maskings():
 @hookimpl
 def encoder_recipes_register_tokenizers():
     return [tokenizers.BPE, tokenizers.UnigramTokenizer, tokenizers.Pretrained]
+
+
+@hookimpl
+def encoder_recipes_register_evaluators():
+    return [mlm.MLMEvaluator]
