@@ -1,0 +1,177 @@
+"""Built-in learning-rate schedules: the multiplier on a stage's peak LR at each step.
+
+Every schedule is a pure function of the :class:`~encoder_recipes.clock.Clock`,
+so a resumed run recomputes exactly the multiplier an uninterrupted run had.
+``scope`` picks the span a curve covers: ``stage`` restarts at every stage,
+``run`` draws one curve over all stages (the step is then the global step).
+
+Step convention (the one transformers' ``get_*_schedule`` functions use, and
+the tests compare against them): over a span of ``T`` steps the multiplier at
+step ``t`` (0-based) ramps ``t / warmup_steps`` during warmup, and the decay
+reaches ``final_ratio`` at ``t = T``, one step after the last step trained.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from encoder_recipes.clock import Clock
+from encoder_recipes.components.kinds import LRSchedule, ScheduledParams
+
+__all__ = ["Constant", "LinearWarmupDecay", "WarmupStableDecay", "DampedCosine"]
+
+
+class WarmupParams(ScheduledParams):
+    """Params shared by every schedule with a linear warmup."""
+
+    warmup_steps: int = Field(0, ge=0, description="steps of linear warmup from 0 to the peak LR")
+
+
+def _warmup(t: int, warmup_steps: int) -> float | None:
+    """The warmup multiplier at step ``t``, or None once warmup is over."""
+    if t < warmup_steps:
+        return float(t) / float(max(1, warmup_steps))
+    return None
+
+
+class Constant(LRSchedule):
+    """Constant learning rate: the multiplier is always 1."""
+
+    name: ClassVar[str] = "constant"
+
+    class Params(ScheduledParams):
+        pass
+
+    def multiplier(self, clock: Clock) -> float:
+        return 1.0
+
+
+class LinearWarmupDecay(LRSchedule):
+    """Linear warmup to the peak, then linear decay to final_ratio × peak at the end of the span.
+
+    With ``final_ratio = 0`` this is transformers' ``get_linear_schedule_with_warmup``.
+    """
+
+    name: ClassVar[str] = "linear_warmup_decay"
+
+    class Params(WarmupParams):
+        final_ratio: float = Field(0.0, ge=0, le=1, description="multiplier reached at the end of the span")
+
+    def multiplier(self, clock: Clock) -> float:
+        t, total = clock.position(self.params.scope)
+        w, final = self.params.warmup_steps, self.params.final_ratio
+        ramp = _warmup(t, w)
+        if ramp is not None:
+            return ramp
+        # Same arithmetic as transformers, so final_ratio 0 matches it bit for bit.
+        left = max(0.0, float(total - t) / float(max(1, total - w)))
+        return final + (1.0 - final) * left
+
+
+DecayShape = Literal["1-sqrt", "linear", "cosine"]
+
+
+def _decay(shape: str, progress: float) -> float:
+    """From 1 at progress 0 to 0 at progress 1 (transformers' WSD formulas)."""
+    if shape == "linear":
+        return 1.0 - progress
+    if shape == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if shape == "1-sqrt":
+        return 1.0 - math.sqrt(progress)
+    raise ValueError(f"unknown decay shape {shape!r}; known: 1-sqrt, linear, cosine")
+
+
+class WarmupStableDecay(LRSchedule):
+    """Warmup–stable–decay (trapezoid): warm up, hold the peak, decay at the end.
+
+    The decay starts either at the first step of the stage named
+    ``decay_start_stage`` (scope ``run`` only: the schedule spans stages) or
+    ``decay_fraction`` of the span before its end; exactly one is given. It
+    reaches ``final_ratio`` at the end of the span. Warmup is linear from 0
+    (transformers' ``get_wsd_schedule`` warms up from ``min_lr_ratio``; the two
+    agree when ``final_ratio`` is 0).
+    """
+
+    name: ClassVar[str] = "wsd"
+
+    class Params(WarmupParams):
+        scope: Literal["stage", "run"] = Field(
+            "run", description="stage: restart at every stage; run: one curve over all stages"
+        )
+        decay_start_stage: str | None = Field(
+            None, description="the decay begins at the start of this stage (scope: run)"
+        )
+        decay_fraction: float | None = Field(
+            None, gt=0, le=1, description="the decay covers this last fraction of the span"
+        )
+        decay_shape: DecayShape = Field("1-sqrt", description="shape of the decay: 1-sqrt, linear or cosine")
+        final_ratio: float = Field(0.0, ge=0, le=1, description="multiplier reached at the end of the span")
+
+        @model_validator(mode="after")
+        def _one_decay_start(self) -> WarmupStableDecay.Params:
+            if (self.decay_start_stage is None) == (self.decay_fraction is None):
+                raise ValueError("wsd needs exactly one of decay_start_stage or decay_fraction")
+            if self.decay_start_stage is not None and self.scope != "run":
+                raise ValueError("decay_start_stage names a stage of the run, so it needs scope: run")
+            return self
+
+    def decay_start(self, clock: Clock) -> int:
+        """The step (in the schedule's scope) at which the decay begins."""
+        _, total = clock.position(self.params.scope)
+        if self.params.decay_start_stage is not None:
+            stage = self.params.decay_start_stage
+            if stage not in clock.stage_starts:
+                known = ", ".join(clock.stage_starts) or "none"
+                raise ValueError(f"wsd decay_start_stage {stage!r} is not a stage of this run; stages: {known}")
+            return clock.stage_starts[stage]
+        # round(): a fraction of a whole number of steps; never before warmup ends.
+        decay_steps = round(self.params.decay_fraction * total)
+        return max(self.params.warmup_steps, total - decay_steps)
+
+    def multiplier(self, clock: Clock) -> float:
+        t, total = clock.position(self.params.scope)
+        ramp = _warmup(t, self.params.warmup_steps)
+        if ramp is not None:
+            return ramp
+        start = self.decay_start(clock)
+        if t < start:
+            return 1.0
+        final = self.params.final_ratio
+        if t >= total:
+            return final
+        progress = float(t - start) / float(max(1, total - start))
+        return max(0.0, _decay(self.params.decay_shape, progress) * (1.0 - final) + final)
+
+
+class DampedCosine(LRSchedule):
+    """Linear warmup, then a cosine decay whose amplitude is also damped exponentially.
+
+    After warmup, with ``p`` the post-warmup progress in [0, 1]::
+
+        m(p) = final_ratio + (1 - final_ratio) · exp(-damping · p) · (1 + cos(π p)) / 2
+
+    The Chinese ModernBERT summary names a "damped cosine" learning rate without
+    giving a formula; this is our documented reading of it. With ``damping = 0``
+    it is transformers' ``get_cosine_schedule_with_warmup``; larger damping
+    drops the LR sooner while still ending at ``final_ratio``.
+    """
+
+    name: ClassVar[str] = "damped_cosine"
+
+    class Params(WarmupParams):
+        final_ratio: float = Field(0.0, ge=0, le=1, description="multiplier reached at the end of the span")
+        damping: float = Field(1.0, ge=0, description="exponential damping rate of the cosine's amplitude")
+
+    def multiplier(self, clock: Clock) -> float:
+        t, total = clock.position(self.params.scope)
+        w, final = self.params.warmup_steps, self.params.final_ratio
+        ramp = _warmup(t, w)
+        if ramp is not None:
+            return ramp
+        progress = min(1.0, float(t - w) / float(max(1, total - w)))
+        factor = 0.5 * (1.0 + math.cos(math.pi * progress)) * math.exp(-self.params.damping * progress)
+        return max(0.0, factor * (1.0 - final) + final)
