@@ -19,6 +19,9 @@ layer pattern and norm — and shrinks its *size*:
   ``*_steps`` of an LR schedule, and evaluators' ``every_steps``, are scaled by
   the same ratio as the span they live in (the stage, or the run for ``scope: run``).
 * batch: every stage uses ``rule.batch_size`` sequences, without accumulation.
+* learning rate: every stage's peak LR is multiplied by ``rule.lr_multiplier``,
+  by default the ratio of the full model's width to the scale's (Adam's best
+  LR grows as a model narrows, as muP makes precise); ratios between stages stay.
 * data: with ``sample_data``, the offline sample corpus of the recipe's language.
 * finally ``rule.overrides`` (``key.path: value``) are applied.
 """
@@ -65,6 +68,7 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
         data["data"]["sources"] = [{"name": "sample", "sample": recipe.metadata.language}]
         data["data"]["mixture"] = {}
 
+    lr_multiplier = rule.lr_multiplier or recipe.model.hidden_size / model["hidden_size"]
     full_steps = [s.steps for s in full_plan.stages]
     total_full = sum(full_steps)
     new_steps = [max(rule.min_stage_steps, round(rule.total_steps * s / total_full)) for s in full_steps]
@@ -72,6 +76,7 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     for stage, full, new in zip(data["stages"], full_steps, new_steps):
         stage["steps"], stage["tokens"] = new, None
         stage["batch_size"], stage["micro_batch_size"] = rule.batch_size, None
+        stage["lr"] = stage["lr"] * lr_multiplier
         if rule.sample_data:
             stage["mixture"] = None
         for key in ("seq_len",):

@@ -183,23 +183,27 @@ class Stage(Strict):
 class ScaleRule(Strict):
     """How a named scale (e.g. ``smoke``) shrinks the full recipe. Defaults are the generic rule."""
 
-    seq_len_divisor: int = Field(16, gt=0, description="every sequence length is divided by this")
+    seq_len_divisor: int = Field(8, gt=0, description="every sequence length is divided by this")
     min_seq_len: int = Field(64, gt=0)
-    total_steps: int = Field(120, gt=0, description="steps over all stages, split in proportion to full-scale steps")
+    total_steps: int = Field(400, gt=0, description="steps over all stages, split in proportion to full-scale steps")
     min_stage_steps: int = Field(10, gt=0)
-    batch_size: int = Field(8, gt=0, description="global batch size in sequences, every stage")
+    batch_size: int = Field(16, gt=0, description="global batch size in sequences, every stage")
     vocab_size: int = Field(4096, gt=0, description="tokenizer vocabulary trained for this scale")
     model: dict[str, Any] = Field(
         default_factory=lambda: {
-            "hidden_size": 64,
-            "intermediate_size": 96,
-            "num_hidden_layers": 3,
+            "hidden_size": 128,
+            "intermediate_size": 192,
+            "num_hidden_layers": 4,
             "num_attention_heads": 2,
         },
         description="model fields replaced at this scale (layer pattern, norms and thetas are kept)",
     )
     local_attention_divisor: int | None = Field(
         None, gt=0, description="divide the local window too (default: seq_len_divisor)"
+    )
+    lr_multiplier: float | None = Field(
+        None, gt=0, description="peak LRs are multiplied by this; None: full width / scale width "
+        "(Adam's best LR grows as a model narrows, as in muP), so a tiny model learns in few steps"
     )
     sample_data: bool = Field(True, description="train on the offline sample corpus of the recipe's language")
     overrides: dict[str, Any] = Field(default_factory=dict, description="key.path: value applied last")

@@ -175,9 +175,10 @@ def test_smoke_scale_keeps_shape_and_shrinks_size(tmp_path, registries):
     resolved = load_recipe(str(write(tmp_path, BASE)), registries=registries, scale="smoke")
     recipe = resolved.recipe
     assert [s.name for s in recipe.stages] == ["short", "long"]
-    assert [s.context.params["seq_len"] for s in recipe.stages] == [64, 64]  # 128/16, 256/16 -> min 64
-    assert sum(s.steps for s in recipe.stages) == 120 and recipe.stages[0].steps == 80
-    assert recipe.stages[0].lr_schedule.params["warmup_steps"] == 8  # 10 × 80/100
+    assert [s.context.params["seq_len"] for s in recipe.stages] == [64, 64]  # 128/8, 256/8 -> min 64
+    assert sum(s.steps for s in recipe.stages) == 400 and recipe.stages[0].steps == 267
+    assert recipe.stages[0].lr_schedule.params["warmup_steps"] == 27  # 10 × 267/100
+    assert [s.lr for s in recipe.stages] == pytest.approx([1e-3 * 64 / 128, 1e-4 * 64 / 128])  # width ratio
     assert recipe.data.sources[0].sample == "fi"
     assert recipe.tokenizer.params["vocab_size"] == 4096
     assert recipe.stages[1].masking.params["rate"] == 0.15
