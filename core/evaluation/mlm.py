@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import torch
 from pydantic import Field
 
 from encoder_recipes.components.base import Params
 from encoder_recipes.components.kinds import Evaluator
-from encoder_recipes.evaluation.context import EvalContext
 
 
 class MLMEvaluator(Evaluator):
@@ -24,7 +22,9 @@ class MLMEvaluator(Evaluator):
         seq_len: int | None = Field(None, gt=0, description="None: the current stage's length")
         mask_rate: float | None = Field(None, gt=0, lt=1, description="None: the current stage's rate")
 
-    def evaluate(self, *, model: Any, tokenizer: Any, context: EvalContext) -> dict[str, Any]:
+    def evaluate(self, *, model: Any, tokenizer: Any, context: Any) -> dict[str, Any]:
+        import torch  # late: loading the plugin must stay cheap for the CLI
+
         from encoder_recipes.components.masking import TokenMasking
         from encoder_recipes.training.batches import BatchMaker, DocumentTokenizer, SequenceStream
 
