@@ -226,6 +226,10 @@ class Recipe(Strict):
         "auto", description="auto: FlashAttention 2 when flash-attn is installed on a GPU, else SDPA"
     )
     compile: bool = Field(False, description="torch.compile the model")
+    on_nan: Literal["stop", "skip"] = Field(
+        "stop", description="a non-finite loss: stop (naming the step and last good checkpoint) or skip the batch"
+    )
+    max_nan_skips: int = Field(100, ge=0, description="with on_nan: skip, stop after this many skipped batches")
     log_every: int = Field(10, gt=0, description="steps between metrics.jsonl lines")
     checkpoint_every: int = Field(1000, gt=0, description="steps between checkpoints (also at each stage end)")
     keep_checkpoints: int = Field(2, gt=0, description="complete checkpoints kept on disk")

@@ -24,7 +24,7 @@ def ensure_sample_data(resolved) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     from encoder_recipes.data.samples import SampleCorpusUnavailable
-    from encoder_recipes.training.trainer import RunOptions, TrainingError, default_output, train
+    from encoder_recipes.training.trainer import RunOptions, StopRequested, TrainingError, default_output, train
 
     registries = default_registries()
     resolved = load_recipe(args.recipe, overrides=args.overrides or [], scale=args.scale, registries=registries)
@@ -37,8 +37,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     except (TrainingError, SampleCorpusUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"interrupted; resume with: encoder-recipes run {args.recipe} --output {output} --resume auto",
+    except (KeyboardInterrupt, StopRequested) as exc:
+        saved = f"checkpoint written at step {exc.step}; " if isinstance(exc, StopRequested) else ""
+        print(f"stopped: {saved}resume with: encoder-recipes run {args.recipe} --output {output} --resume auto",
               file=sys.stderr)
         return 130
     if final is not None:

@@ -13,6 +13,8 @@ import hashlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,14 @@ class TrainingError(RuntimeError):
     """The run cannot go on; the message says why and what to do."""
 
 
+class StopRequested(Exception):
+    """SIGTERM or Ctrl-C: a checkpoint was written at the step boundary and the run stopped."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"stopped at step {step}")
+        self.step = step
+
+
 @dataclass
 class RunOptions:
     output: Path
@@ -66,6 +76,8 @@ class Trainer:
         self.resolved, self.recipe, self.registries, self.options = resolved, resolved.recipe, registries, options
         self.out = Path(options.output)
         self.step = 0  # the next global step to run
+        self.nan_skips = 0
+        self._signal: int | None = None  # set by the SIGTERM/SIGINT handler
         self.stage_stream: dict[str, Any] | None = None  # data state of the checkpoint we resumed from
 
     # --- setup -------------------------------------------------------------------
@@ -197,11 +209,7 @@ class Trainer:
                     group["lr"] = lr
 
                 batch = batches.next(step=step, batch_size=stage.batch_size, seq_len=seq_len, rate=rate)
-                loss, grad_norm = self._optimizer_step(batch, spec.micro_batch_size)
-                if not math.isfinite(loss):
-                    newest = ckpt.latest_complete(self.out / "checkpoints")
-                    raise TrainingError(f"loss became {loss} at step {step} (stage {stage.name}); "
-                                        f"last good checkpoint: {newest.path if newest else 'none'}")
+                loss, grad_norm = self._optimizer_step(batch, spec.micro_batch_size, step, stage)
                 self.step = step + 1
                 tokens += batch.tokens
 
@@ -218,10 +226,24 @@ class Trainer:
                     })
                 if self.step % self.recipe.checkpoint_every == 0 or self.step == stage.start + stage.steps:
                     self._checkpoint(stage, batches)
+                elif self._stop_requested():
+                    self._checkpoint(stage, batches)
+                if self._stop_requested():
+                    progress.close()
+                    raise StopRequested(self.step)
                 self._evaluate(stage, after_step=self.step)
             progress.close()
 
-    def _optimizer_step(self, batch, micro_batch_size: int | None) -> tuple[float, float]:
+    def _stop_requested(self) -> bool:
+        """SIGTERM or Ctrl-C arrived; every rank agrees (one of them may have missed the signal)."""
+        flag = self._signal is not None
+        if self.dist.enabled:
+            t = torch.tensor([1.0 if flag else 0.0])
+            torch.distributed.all_reduce(t)
+            flag = bool(t.item())
+        return flag
+
+    def _optimizer_step(self, batch, micro_batch_size: int | None, step: int, stage: StagePlan) -> tuple[float, float]:
         """One optimizer step over this rank's share of the global batch, in micro-batches.
 
         The loss of every micro-batch is weighted by its share of the global
@@ -249,12 +271,23 @@ class Trainer:
                 else:  # nothing to predict here, but DDP still needs every rank's backward
                     loss = out.logits.sum() * 0.0
                 loss.backward()
+        loss = self.dist.all_reduce_mean(loss_sum) * self.dist.world / total_masked
+        if not math.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nan_skips += 1
+            newest = ckpt.latest_complete(self.out / "checkpoints")
+            where = f"at step {step} (stage {stage.name}); last good checkpoint: {newest.path if newest else 'none'}"
+            if self.recipe.on_nan == "stop" or self.nan_skips > self.recipe.max_nan_skips:
+                raise TrainingError(f"loss became {loss} {where}"
+                                    + (f" ({self.nan_skips} batches skipped)" if self.nan_skips > 1 else ""))
+            print(f"warning: loss became {loss} {where}; batch skipped ({self.nan_skips} so far)", flush=True)
+            return loss, float("nan")
         clip = self.recipe.optimizer.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf")))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return self.dist.all_reduce_mean(loss_sum) * self.dist.world / total_masked, grad_norm
+        return loss, grad_norm
 
     def _batches(self, stage: StagePlan, masking) -> BatchMaker:
         spec = self.recipe.stages[stage.index]
@@ -319,11 +352,34 @@ class Trainer:
         return final
 
 
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer):
+    """SIGTERM and the first Ctrl-C ask for a checkpoint at the next step boundary; a second Ctrl-C interrupts."""
+    def handler(signum, frame):
+        if trainer._signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer._signal = signum
+        if trainer.dist.main if hasattr(trainer, "dist") else True:
+            print(f"\n{signal.Signals(signum).name}: stopping after this step with a checkpoint "
+                  "(Ctrl-C again to stop at once)", flush=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def train(resolved: ResolvedRecipe, registries: Registries, options: RunOptions) -> Path | None:
     trainer = Trainer(resolved, registries, options)
     try:
-        trainer.setup()
-        trainer.train()
+        with _stop_on_signals(trainer):
+            trainer.setup()
+            trainer.train()
     except BaseException:
         close_distributed()
         raise
