@@ -226,6 +226,10 @@ class Recipe(Strict):
         "auto", description="auto: FlashAttention 2 when flash-attn is installed on a GPU, else SDPA"
     )
     compile: bool = Field(False, description="torch.compile the model")
+    data_workers: int = Field(
+        1, ge=0, le=1, description="1: make batches in a worker process, ahead of the model; 0: in the training process"
+    )
+    prefetch: int = Field(4, gt=0, description="batches the data worker may make ahead")
     on_nan: Literal["stop", "skip"] = Field(
         "stop", description="a non-finite loss: stop (naming the step and last good checkpoint) or skip the batch"
     )

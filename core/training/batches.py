@@ -184,3 +184,10 @@ class BatchMaker:
             vocab_size=self.vocab_size, generator=generator, word_ids=word_ids, special_ids=self.special_ids,
         )
         return Batch(inputs, attention, labels, int(attention.sum()))
+
+    def state_after(self, step: int) -> dict[str, Any]:
+        """The stream state right after the batch of ``step`` (the last one made, in process)."""
+        return self.sequences.state_dict()
+
+    def close(self) -> None:
+        pass

@@ -31,7 +31,7 @@ from encoder_recipes.modeling.export import export_model
 from encoder_recipes.plan import Plan, StagePlan, build_plan
 from encoder_recipes.registry import Registries
 from encoder_recipes.training import checkpoint as ckpt
-from encoder_recipes.training.batches import BatchMaker, DocumentTokenizer, SequenceStream
+from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
 from encoder_recipes.training.metrics import MetricsLog, StageProgress
@@ -196,12 +196,22 @@ class Trainer:
             masking = self.resolved.component(self.registries, "masking", spec.masking)
             schedule = self.resolved.component(self.registries, "lr_schedule", spec.lr_schedule)
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
-            batches = self._batches(stage, masking)
-            progress = StageProgress(stage.name, stage.steps, self.step - stage.start,
-                                     enabled=self.options.progress and self.dist.main)
-            tokens, started, first = 0, time.perf_counter(), self.step
+            end = min(stage.start + stage.steps, last)
+            batches = self._batches(stage, context, masking, end)
+            try:
+                self._train_stage(stage, context, masking, schedule, batches, end)
+            finally:
+                batches.close()
 
-            for step in range(self.step, min(stage.start + stage.steps, last)):
+    def _train_stage(self, stage: StagePlan, context, masking, schedule, batches, end: int) -> None:
+        """The steps of one stage, from the current step to ``end`` (exclusive)."""
+        spec = self.recipe.stages[stage.index]
+        stage_end = stage.start + stage.steps
+        progress = StageProgress(stage.name, stage.steps, self.step - stage.start,
+                                 enabled=self.options.progress and self.dist.main)
+        tokens, started, first = 0, time.perf_counter(), self.step
+        try:
+            for step in range(self.step, end):
                 clock = self.plan.clock(step)
                 seq_len, rate = context.seq_len(clock), masking.rate(clock)
                 lr = stage.lr * schedule.multiplier(clock)
@@ -216,22 +226,23 @@ class Trainer:
                 elapsed = time.perf_counter() - started
                 progress.update(loss=f"{loss:.3f}", tok_s=f"{tokens / elapsed:,.0f}", lr=f"{lr:.2e}",
                                 mask=f"{rate:.2f}", len=seq_len)
-                if self.step % self.recipe.log_every == 0 or self.step == stage.start + stage.steps:
+                if self.step % self.recipe.log_every == 0 or self.step == stage_end:
                     self.metrics.write({
                         "step": self.step, "stage": stage.name, "stage_step": self.step - stage.start,
                         "loss": loss, "lr": lr, "mask_rate": rate, "seq_len": seq_len,
                         "global_rope_theta": stage.global_rope_theta, "local_rope_theta": stage.local_rope_theta,
                         "tokens": batch.tokens, "tokens_per_s": tokens / elapsed, "grad_norm": grad_norm,
-                        "eta_s": elapsed / (self.step - first) * (stage.start + stage.steps - self.step),
+                        "eta_s": elapsed / (self.step - first) * (stage_end - self.step),
                     })
-                if self.step % self.recipe.checkpoint_every == 0 or self.step == stage.start + stage.steps:
+                stop = self._stop_requested()
+                if stop or self.step % self.recipe.checkpoint_every == 0 or self.step == stage_end:
                     self._checkpoint(stage, batches)
-                elif self._stop_requested():
-                    self._checkpoint(stage, batches)
-                if self._stop_requested():
-                    progress.close()
+                if stop:
                     raise StopRequested(self.step)
                 self._evaluate(stage, after_step=self.step)
+            # the next stage's documents continue where this stage's stream left them
+            self.stage_stream = {"stage": stage.name, "stream": batches.state_after(self.step - 1)}
+        finally:
             progress.close()
 
     def _stop_requested(self) -> bool:
@@ -289,7 +300,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return loss, grad_norm
 
-    def _batches(self, stage: StagePlan, masking) -> BatchMaker:
+    def _batches(self, stage: StagePlan, context, masking, end: int):
+        """The stage's batches: made in a worker process (``data_workers: 1``) or in this one."""
         spec = self.recipe.stages[stage.index]
         weights = spec.mixture or self.recipe.data.mixture or {name: 1.0 for name in self.streams}
         if self.stage_stream is not None and self.stage_stream["stage"] != stage.name:
@@ -299,20 +311,26 @@ class Trainer:
                                 or {n: 1.0 for n in self.streams}, seed=self.recipe.seed + stage.index - 1)
             old.load_state_dict(self.stage_stream["stream"]["documents"])
             self.stage_stream = None
-        mixture = MixtureStream(self.streams, weights, seed=self.recipe.seed + stage.index)
-        segmenter = self.segmenter if masking.needs_words else None
-        sequences = SequenceStream(mixture, DocumentTokenizer(self.tokenizer, segmenter), spec.packing,
-                                   self.tokenizer.cls_token_id, self.tokenizer.sep_token_id)
-        if self.stage_stream is not None:
-            sequences.load_state_dict(self.stage_stream["stream"])
-            self.stage_stream = None
-        return BatchMaker(sequences, masking, self.tokenizer, seed=self.recipe.seed)
+        pipeline = PipelineSpec(
+            streams=self.streams, weights=weights, mixture_seed=self.recipe.seed + stage.index,
+            tokenizer=self.tokenizer, segmenter=self.segmenter if masking.needs_words else None,
+            packing=spec.packing, masking=masking, seed=self.recipe.seed,
+            state=self.stage_stream["stream"] if self.stage_stream is not None else None,
+        )
+        self.stage_stream = None
+        if self.recipe.data_workers == 0:
+            return pipeline.build()
+        steps = []
+        for step in range(self.step, end):
+            clock = self.plan.clock(step)
+            steps.append((step, stage.batch_size, context.seq_len(clock), masking.rate(clock)))
+        return PrefetchedBatches(pipeline, steps, depth=self.recipe.prefetch)
 
-    def _checkpoint(self, stage: StagePlan, batches: BatchMaker) -> None:
+    def _checkpoint(self, stage: StagePlan, batches) -> None:
         if self.dist.main:
             state = {
                 "step": self.step, "stage": stage.name, "recipe_hash": self.hash,
-                "data": {"stage": stage.name, "stream": batches.sequences.state_dict()},
+                "data": {"stage": stage.name, "stream": batches.state_after(self.step - 1)},
                 "rng": {"torch": torch.get_rng_state().tolist()},
                 "versions": {"encoder_recipes": __version__, "torch": torch.__version__},
             }
