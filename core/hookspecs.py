@@ -98,13 +98,15 @@ def encoder_recipes_register_recipes() -> list[Path]:
 
 
 @hookspec(firstresult=True)
-def encoder_recipes_word_segmenter(language: str) -> WordSegmenter | None:
+def encoder_recipes_word_segmenter(language: str, name: str | None) -> WordSegmenter | None:
     """Return the word segmenter for ``language``, used by whole-word masking.
 
     Return contract: stops at the first non-None result. Return None for a
-    language this plugin does not segment.
+    language this plugin does not segment, or for a ``name`` it does not know.
 
     :param language: an ISO 639-1 code such as ``"ja"`` or ``"zh"``.
+    :param name: a particular segmenter the recipe asks for (e.g. ``"rjieba"``);
+        None for the plugin's default.
     """
 
 

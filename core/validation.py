@@ -223,9 +223,12 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
             issues.append(_issue(raw, file, ("stages", i, "lr_schedule", "decay_start_stage"),
                                  f"no stage named {decay_stage!r}; stages: {', '.join(stage_names)}"))
         masking_cls = registries.component("masking", stage.masking.name)
-        if getattr(masking_cls, "needs_words", False) and registries.word_segmenter(recipe.metadata.language) is None:
-            issues.append(_issue(raw, file, ("stages", i, "masking", "name"),
-                                 f"{stage.masking.name!r} needs a word segmenter for language "
+        wanted = stage.masking.params.get("segmenter")
+        if getattr(masking_cls, "needs_words", False) and registries.word_segmenter(
+                recipe.metadata.language, wanted) is None:
+            which = f"the word segmenter {wanted!r}" if wanted else "a word segmenter"
+            issues.append(_issue(raw, file, ("stages", i, "masking", "segmenter" if wanted else "name"),
+                                 f"{stage.masking.name!r} needs {which} for language "
                                  f"{recipe.metadata.language!r} and no installed plugin provides one"))
     return issues
 

@@ -110,8 +110,8 @@ class Registries:
     def hook(self):
         return self.loaded.pm.hook
 
-    def word_segmenter(self, language: str):
-        return self.hook.encoder_recipes_word_segmenter(language=language)
+    def word_segmenter(self, language: str, name: str | None = None):
+        return self.hook.encoder_recipes_word_segmenter(language=language, name=name)
 
     def fill_mask_probes(self, language: str) -> list[dict]:
         probes: list[dict] = []

@@ -169,7 +169,9 @@ class TokenMasking(_ScheduledRate):
     name: ClassVar[str] = "mlm"
 
     class Params(MaskingParams):
-        pass
+        segmenter: str | None = Field(
+            None, description="a particular word segmenter of the language's plugin (e.g. rjieba); None: its default"
+        )
 
     def mask(
         self,

@@ -313,7 +313,7 @@ class Trainer:
             self.stage_stream = None
         pipeline = PipelineSpec(
             streams=self.streams, weights=weights, mixture_seed=self.recipe.seed + stage.index,
-            tokenizer=self.tokenizer, segmenter=self.segmenter if masking.needs_words else None,
+            tokenizer=self.tokenizer, segmenter=self._segmenter_for(masking),
             packing=spec.packing, masking=masking, seed=self.recipe.seed,
             state=self.stage_stream["stream"] if self.stage_stream is not None else None,
         )
@@ -325,6 +325,12 @@ class Trainer:
             clock = self.plan.clock(step)
             steps.append((step, stage.batch_size, context.seq_len(clock), masking.rate(clock)))
         return PrefetchedBatches(pipeline, steps, depth=self.recipe.prefetch)
+
+    def _segmenter_for(self, masking):
+        if not masking.needs_words:
+            return None
+        name = getattr(masking.params, "segmenter", None)
+        return self.registries.word_segmenter(self.recipe.metadata.language, name) if name else self.segmenter
 
     def _checkpoint(self, stage: StagePlan, batches) -> None:
         if self.dist.main:
