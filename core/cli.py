@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="run directory (default: runs/<recipe>-<scale>)")
     p.add_argument("--resume", help="auto (newest complete checkpoint) or a checkpoint path")
     p.add_argument("--allow-config-change", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in a run directory that holds a run")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--max-steps", type=int, help="stop after this many global steps (for trials)")
     return parser

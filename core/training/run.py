@@ -33,7 +33,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         ensure_sample_data(resolved)
         final = train(resolved, registries, RunOptions(output=output, resume=args.resume,
                                                         allow_config_change=args.allow_config_change,
-                                                        device=args.device, max_steps=args.max_steps))
+                                                        device=args.device, max_steps=args.max_steps,
+                                                        overwrite=args.overwrite))
     except (TrainingError, SampleCorpusUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -60,6 +61,7 @@ class RunOptions:
     allow_config_change: bool = False
     device: str | None = None
     max_steps: int | None = None  # stop early (trials, tests); the run stays resumable
+    overwrite: bool = False  # start afresh in a run directory that holds an earlier run
     progress: bool = True
 
 
@@ -87,6 +89,16 @@ class Trainer:
         self.device = pick_device(self.options.device)
         self.dist: Dist = init_distributed(self.device)
         self._prepare_output()
+        earlier = ckpt.list_checkpoints(self.out / "checkpoints") or (self.out / "final").exists()
+        if earlier and not self.options.resume:
+            if not self.options.overwrite:
+                raise TrainingError(f"{self.out} holds an earlier run; pass --resume auto to continue it, "
+                                    "--overwrite to start again there, or choose another --output")
+            if self.dist.main:
+                for item in ("checkpoints", "final", "tokenizer", "eval", "metrics.jsonl", "tensorboard"):
+                    path = self.out / item
+                    shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            self.dist.barrier()
         resume_from = ckpt.resolve_resume(self.out, self.options.resume)
         self.hash = recipe_hash(self.resolved)
         if resume_from is not None:

@@ -92,3 +92,14 @@ def test_unwritable_output_fails_before_training(train_recipe, registries, tmp_p
     blocker.write_text("not a directory")
     with pytest.raises(TrainingError, match="cannot write to the run directory"):
         run(train_recipe(), registries, blocker / "run")
+
+
+def test_an_earlier_run_is_not_silently_replaced(train_recipe, registries, tmp_path):
+    recipe = train_recipe(steps1=3, steps2=1)
+    run(recipe, registries, tmp_path / "run")
+    with pytest.raises(TrainingError, match="--resume auto to continue"):
+        run(recipe, registries, tmp_path / "run")
+    final, _ = run(recipe, registries, tmp_path / "run", overwrite=True)
+    assert final.exists()
+    steps = [m["step"] for m in read_metrics(tmp_path / "run") if m.get("event") != "eval"]
+    assert steps == sorted(set(steps))  # the old run's lines are gone, not doubled
