@@ -228,6 +228,17 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from encoder_recipes.evaluation.report import load_run, plot_training_curves
+
+    written = plot_training_curves([load_run(args.run_dir)], Path(args.output or Path(args.run_dir) / "plots"))
+    if written is None:
+        print(f"{args.run_dir} has no training metrics to plot", file=sys.stderr)
+        return 1
+    print(written)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from encoder_recipes.training.run import run_from_args
 
@@ -304,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--language", action="append", help="ja, fi, zh, en (default: all)")
     ps.add_argument("--force", action="store_true")
     ps.set_defaults(func=cmd_data)
+
+    from encoder_recipes.evaluation.report import add_report_parser
+    from encoder_recipes.evaluation.standalone import add_eval_parser
+
+    add_eval_parser(sub)
+    add_report_parser(sub)
+    p = sub.add_parser("plot", help="loss, LR, mask rate and sequence length against step, as PNG")
+    p.add_argument("run_dir")
+    p.add_argument("--output", help="folder for the PNG (default: RUN_DIR/plots)")
+    p.set_defaults(func=cmd_plot)
 
     p = recipe_cmd("run", "train: every stage of the recipe, with checkpoints and export", cmd_run)
     p.add_argument("--output", help="run directory (default: runs/<recipe>-<scale>)")

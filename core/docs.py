@@ -48,6 +48,8 @@ def _default(field: Any) -> str:
         value = field.default_factory()
         if isinstance(value, BaseModel):
             value = value.model_dump(mode="json")
+        elif isinstance(value, dict):
+            value = {k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in value.items()}
         return f"`{json.dumps(value, ensure_ascii=False)}`"
     value = field.default
     if isinstance(value, BaseModel):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+#: Sub-folder of a run's ``eval/`` holding evaluators' bulky outputs (histograms,
+#: per-probe predictions). Kept apart from ``eval/step_N.json`` so the model card,
+#: which lists ``eval/*.json``, stays short.
+DETAILS_DIR = "details"
 
 
 @dataclass
@@ -32,3 +38,19 @@ class EvalContext:
     out_dir: Path | None = None
     registries: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def save_details(self, evaluator: str, data: dict[str, Any]) -> Path | None:
+        """Write an evaluator's bulky output to ``<out_dir>/eval/details/<evaluator>_step_N.json``.
+
+        Returns the path, or None when there is no run directory (standalone
+        ``eval`` keeps details in its own JSON instead).
+        """
+        if self.out_dir is None:
+            return None
+        folder = Path(self.out_dir) / "eval" / DETAILS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = f"_step_{self.step:08d}" if self.step is not None else ""
+        path = folder / f"{evaluator}{suffix}.json"
+        path.write_text(json.dumps({"step": self.step, "evaluator": evaluator, **data}, ensure_ascii=False),
+                        encoding="utf-8")
+        return path

@@ -381,6 +381,7 @@ class Trainer:
                 self.model.eval()
                 final = export_model(self.model, self.tokenizer, self.out / "final",
                                      card=model_card(self.resolved, self.plan, self.out))
+                _draw_report(self.out)
         finally:
             if hasattr(self, "metrics"):
                 self.metrics.close()
@@ -420,6 +421,17 @@ def train(resolved: ResolvedRecipe, registries: Registries, options: RunOptions)
         close_distributed()
         raise
     return trainer.cleanup()
+
+
+def _draw_report(run_dir: Path) -> None:
+    """Training curves and evaluation plots into RUN_DIR/report, when matplotlib is installed."""
+    try:
+        import matplotlib  # noqa: F401  (optional: the `plot` extra)
+    except ImportError:
+        return
+    from encoder_recipes.evaluation.report import make_report
+
+    make_report([run_dir], run_dir / "report")
 
 
 def default_output(resolved: ResolvedRecipe) -> Path:

@@ -6,7 +6,7 @@ any outside plugin; the components themselves live in
 """
 
 from encoder_recipes.components import context, lr_schedules, masking, tokenizers
-from encoder_recipes.evaluation import mlm
+from encoder_recipes.evaluation import embeddings, fill_mask, finetune, mlm, pppl, retrieval
 from encoder_recipes.hookspecs import hookimpl
 
 
@@ -37,4 +37,11 @@ def encoder_recipes_register_tokenizers():
 
 @hookimpl
 def encoder_recipes_register_evaluators():
-    return [mlm.MLMEvaluator]
+    return [
+        mlm.MLMEvaluator,
+        pppl.PseudoPerplexityEvaluator,
+        embeddings.AlignmentUniformityEvaluator,
+        retrieval.RetrievalEvaluator,
+        fill_mask.FillMaskEvaluator,
+        finetune.FinetuneEvaluator,
+    ]
