@@ -210,7 +210,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from encoder_recipes.docs import recipe_json_schema, recipe_reference_markdown
 
     reg = _registries()
-    print(recipe_reference_markdown(reg) if args.markdown else json.dumps(recipe_json_schema(reg), indent=2))
+    if args.markdown:
+        print(recipe_reference_markdown(reg), end="")
+    else:
+        print(json.dumps(recipe_json_schema(reg), indent=2))
     return 0
 
 
