@@ -50,6 +50,9 @@ class PipelineSpec:
 
 
 def _worker(spec: PipelineSpec, schedule: list[tuple[int, int, int, float]], out_q, req_q, resp_q, keep: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the cores belong to the model; masking is cheap
     try:
         maker = spec.build()
     except BaseException:
