@@ -322,8 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     from encoder_recipes.evaluation.report import add_report_parser
     from encoder_recipes.evaluation.standalone import add_eval_parser
 
+    from encoder_recipes.scaffold import add_new_plugin_parser
+
     add_eval_parser(sub)
     add_report_parser(sub)
+    add_new_plugin_parser(sub)
     p = sub.add_parser("plot", help="loss, LR, mask rate and sequence length against step, as PNG")
     p.add_argument("run_dir")
     p.add_argument("--output", help="folder for the PNG (default: RUN_DIR/plots)")

@@ -20,6 +20,12 @@ import yaml
 
 Pos = tuple[str, int, int]  # file, line (1-based), column (1-based)
 
+#: Values a recipe may expand to. Real recipes hold a few hundred; YAML aliases
+#: nested inside aliases ("billion laughs") would otherwise expand without bound.
+MAX_VALUES = 100_000
+#: Nesting depth at which a recipe is refused (real ones are about six deep).
+MAX_DEPTH = 64
+
 
 @dataclass(frozen=True)
 class RecipeIssue:
@@ -90,40 +96,75 @@ def _mark(file: str, mark: yaml.Mark) -> Pos:
     return (file, mark.line + 1, mark.column + 1)
 
 
-def _build(node: yaml.Node, loader: yaml.SafeLoader, file: str) -> Any:
-    """Turn a composed node into plain data, keeping positions on mappings and lists."""
-    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
-        # SafeLoader refuses such tags on scalars; refuse them on collections too.
-        raise RecipeError([RecipeIssue(file, node.start_mark.line + 1, node.start_mark.column + 1, "",
-                                       f"YAML tag {node.tag!r} is not allowed: recipes are plain data")])
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
-        out = PosDict()
-        out.origin = _mark(file, node.start_mark)
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if key in out:
-                raise RecipeError([RecipeIssue(file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
-                                               str(key), "key appears twice in the same mapping")])
-            out[key] = _build(value_node, loader, file)
-            out.pos[key] = _mark(file, key_node.start_mark)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        out_list = PosList([_build(item, loader, file) for item in node.value])
-        out_list.pos = [_mark(file, item.start_mark) for item in node.value]
-        out_list.origin = _mark(file, node.start_mark)
-        return out_list
-    return loader.construct_object(node, deep=True)
+def _field(loc: tuple) -> str:
+    """``("stages", 0, "lr")`` → ``stages[0].lr``, the form validation errors use."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out if len(out) <= 80 else out[:77] + "..."  # a pathological nesting: the start says where
+
+
+class _Builder:
+    """Turns a composed node into plain data, keeping positions on mappings and lists.
+
+    It also refuses what a hostile file could do to the process: a tag that
+    would build an object (SafeLoader refuses those on scalars; here on
+    collections too), nesting deeper than :data:`MAX_DEPTH`, and aliases that
+    expand past :data:`MAX_VALUES` values ("billion laughs"). Each refusal
+    names the line and the field path where it happened.
+    """
+
+    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
+        self.loader, self.file, self.left = loader, file, MAX_VALUES
+
+    def refuse(self, node: yaml.Node, loc: tuple, message: str) -> RecipeError:
+        return RecipeError([RecipeIssue(self.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                                        _field(loc), message)])
+
+    def build(self, node: yaml.Node, loc: tuple = ()) -> Any:
+        self.left -= 1
+        if self.left < 0:
+            raise self.refuse(node, loc, f"the recipe expands to more than {MAX_VALUES} values "
+                                         "(YAML aliases nested inside aliases?)")
+        if len(loc) > MAX_DEPTH:
+            raise self.refuse(node, loc, f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+            raise self.refuse(node, loc, f"YAML tag {node.tag!r} is not allowed: recipes are plain data")
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
+            out = PosDict()
+            out.origin = _mark(self.file, node.start_mark)
+            for key_node, value_node in node.value:
+                key = self.scalar(key_node, (*loc, "?"))
+                if key in out:
+                    raise self.refuse(key_node, (*loc, key), "key appears twice in the same mapping")
+                out[key] = self.build(value_node, (*loc, key))
+                out.pos[key] = _mark(self.file, key_node.start_mark)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            out_list = PosList([self.build(item, (*loc, i)) for i, item in enumerate(node.value)])
+            out_list.pos = [_mark(self.file, item.start_mark) for item in node.value]
+            out_list.origin = _mark(self.file, node.start_mark)
+            return out_list
+        return self.scalar(node, loc)
+
+    def scalar(self, node: yaml.Node, loc: tuple) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:  # e.g. !!python/name: on a scalar
+            raise self.refuse(node, loc, f"YAML error: {exc.problem} (recipes are plain data: no Python tags)") \
+                from None
 
 
 def load_yaml_text(text: str, file: str) -> Any:
     """Parse YAML text with the safe loader into position-carrying data."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters already here
         node = loader.get_single_node()
         if node is None:
             raise RecipeError([RecipeIssue(file, 1, 1, "", "the file is empty")])
-        return _build(node, loader, file)
+        return _Builder(loader, file).build(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"
@@ -132,11 +173,71 @@ def load_yaml_text(text: str, file: str) -> Any:
         if exc.context and exc.context_mark and exc.context_mark is not mark:
             problem += f" ({exc.context} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
         raise RecipeError([RecipeIssue(file, mark.line + 1 if mark else None, mark.column + 1 if mark else None,
-                                       "", f"YAML syntax error: {problem}")]) from None
+                                       _walk_events(text)[0], f"YAML syntax error: {problem}")]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: located by its offset in the text
+        line, column = _line_column(text, exc.position)
+        readable = text[:exc.position] + " " + text[exc.position + 1:]
+        raise RecipeError([RecipeIssue(file, line, column, _walk_events(readable, stop_offset=exc.position)[0],
+                                       f"YAML error: the control character U+{exc.character:04X} is not allowed in YAML text")]) from None
     except yaml.YAMLError as exc:
         raise RecipeError([RecipeIssue(file, None, None, "", f"YAML error: {exc}")]) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        path, line, column = _walk_events(text, stop_depth=MAX_DEPTH)
+        raise RecipeError([RecipeIssue(file, line, column, path,
+                                       f"nested more than {MAX_DEPTH} levels deep")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _walk_events(text: str, *, stop_depth: int | None = None,
+                 stop_offset: int | None = None) -> tuple[str, int | None, int | None]:
+    """Where the parser got to: (field path, line, column) of the last event it produced.
+
+    Used only to explain a failure. PyYAML's event parser is not recursive
+    and yields events up to the error, so this works on text that does not
+    parse: for a syntax error it names the field being read (``stages[0].lr``).
+    ``stop_depth`` stops at the first collection nested that deep,
+    ``stop_offset`` at the value holding that character offset.
+    """
+    stack: list[list[Any]] = []  # per open collection: [is_mapping, current key or index, expecting a key]
+    line = column = None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
+                line, column = event.start_mark.line + 1, event.start_mark.column + 1
+                last = stop_offset is not None and event.end_mark.index > stop_offset
+                whole = not isinstance(event, yaml.CollectionStartEvent)  # a collection ends later
+                if stack:
+                    frame = stack[-1]
+                    if not frame[0]:
+                        frame[1] += 1
+                    elif frame[2]:  # a key
+                        frame[1] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+                        frame[2] = not whole
+                    elif whole and not last:  # a value: the mapping expects its next key
+                        frame[2] = True
+                if last:
+                    break
+                if not whole:
+                    is_mapping = isinstance(event, yaml.MappingStartEvent)
+                    stack.append([is_mapping, None if is_mapping else -1, True])
+                    if stop_depth is not None and len(stack) > stop_depth:
+                        break
+            elif isinstance(event, yaml.CollectionEndEvent):
+                stack.pop()
+                if stack and stack[-1][0]:
+                    stack[-1][2] = not stack[-1][2]  # the collection was a value (or a complex key)
+    except yaml.YAMLError:
+        pass
+    loc = tuple(key for is_mapping, key, expecting_key in stack
+                if (is_mapping and key is not None and not expecting_key) or (not is_mapping and key >= 0))
+    return _field(loc), line, column
 
 
 def load_yaml_file(path: Path | str) -> Any:
@@ -146,7 +247,13 @@ def load_yaml_file(path: Path | str) -> Any:
     except FileNotFoundError:
         raise RecipeError([RecipeIssue(str(path), None, None, "", "no such recipe file")]) from None
     except UnicodeDecodeError as exc:
-        raise RecipeError([RecipeIssue(str(path), None, None, "", f"not UTF-8 text: {exc}")]) from None
+        data = exc.object
+        before = data[:exc.start].decode("utf-8", errors="replace")
+        readable = before + data[exc.start:].decode("utf-8", errors="replace")
+        line, column = _line_column(before, len(before))
+        raise RecipeError([RecipeIssue(str(path), line, column, _walk_events(readable, stop_offset=len(before))[0],
+                                       f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded "
+                                       "(save the file as UTF-8)")]) from None
     except OSError as exc:
         raise RecipeError([RecipeIssue(str(path), None, None, "", f"cannot read: {exc.strerror}")]) from None
     return load_yaml_text(text, str(path))
@@ -168,16 +275,30 @@ def _named_items(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, dict) and "name" in v for v in value)
 
 
+#: keys whose value is a component reference: a child naming another component replaces it whole
+COMPONENT_KEYS = {"tokenizer", "context", "lr_schedule", "masking"}
+
+
+def _other_component(key: Any, base: Any, over: Any) -> bool:
+    return (key in COMPONENT_KEYS and isinstance(base, dict) and isinstance(over, dict)
+            and "name" in over and over["name"] != base.get("name"))
+
+
 def deep_merge(base: Any, over: Any) -> Any:
     """Merge ``over`` onto ``base``: mappings merge key by key; lists of named
     mappings (stages, sources, evaluators) merge item by item on ``name``,
     keeping the base's order and appending new names; anything else is replaced.
+    A component reference that names a different component replaces the
+    parent's whole (its params belong to the old component).
     Positions come from whichever side supplied the value.
     """
     if isinstance(base, dict) and isinstance(over, dict):
         out = copy.deepcopy(base) if isinstance(base, PosDict) else PosDict(copy.deepcopy(base))
         for key, value in over.items():
-            out[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
+            if key in base and not _other_component(key, base[key], value):
+                out[key] = deep_merge(base[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
             if isinstance(over, PosDict) and key in over.pos:
                 out.pos[key] = over.pos[key]
         return out
@@ -246,7 +367,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".")]
     if not key.strip() or any(not p for p in parts):
         raise ValueError(f"override {text!r} has an empty key")
-    return parts, yaml.safe_load(raw) if raw.strip() else None
+    if not raw.strip():
+        return parts, None
+    try:
+        return parts, yaml.safe_load(raw)
+    except yaml.YAMLError as exc:  # a Python tag, or text that is not YAML: the same refusal as in a file
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValueError(f"override {text!r}: the value is not plain YAML data ({problem})") from None
 
 
 def apply_override(data: dict, parts: list[str], value: Any, text: str) -> None:

@@ -187,3 +187,12 @@ def test_smoke_scale_keeps_shape_and_shrinks_size(tmp_path, registries):
 def test_unknown_scale_lists_known(tmp_path, registries):
     issues = issues_of(write(tmp_path, BASE), registries, scale="tiny")
     assert "unknown scale 'tiny'; this recipe has: smoke" in issues[0].message
+
+
+def test_extends_replaces_a_component_that_changes_name(tmp_path, registries):
+    write(tmp_path, BASE.replace("{name: bpe, vocab_size: 512}", "{name: pretrained, path: some/tokenizer}"), "base.yaml")
+    child = write(tmp_path, "extends: base.yaml\nmetadata: {name: child}\ntokenizer: {name: bpe, vocab_size: 256}\n"
+                  "stages:\n  - name: short\n    masking: {rate: 0.2}\n", "child.yaml")
+    recipe = load_recipe(str(child), registries=registries).recipe
+    assert recipe.tokenizer.name == "bpe" and "path" not in recipe.tokenizer.params  # replaced, not merged
+    assert recipe.stages[0].masking.name == "mlm" and recipe.stages[0].masking.params["rate"] == 0.2  # merged

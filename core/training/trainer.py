@@ -238,7 +238,8 @@ class Trainer:
                 elapsed = time.perf_counter() - started
                 progress.update(loss=f"{loss:.3f}", tok_s=f"{tokens / elapsed:,.0f}", lr=f"{lr:.2e}",
                                 mask=f"{rate:.2f}", len=seq_len)
-                if self.step % self.recipe.log_every == 0 or self.step == stage_end:
+                last_here = self.step in (stage_end, end)  # the stage ends, or --max-steps stops the run here
+                if self.step % self.recipe.log_every == 0 or last_here:
                     self.metrics.write({
                         "step": self.step, "stage": stage.name, "stage_step": self.step - stage.start,
                         "loss": loss, "lr": lr, "mask_rate": rate, "seq_len": seq_len,
@@ -247,7 +248,7 @@ class Trainer:
                         "eta_s": elapsed / (self.step - first) * (stage_end - self.step),
                     })
                 stop = self._stop_requested()
-                if stop or self.step % self.recipe.checkpoint_every == 0 or self.step == stage_end:
+                if stop or self.step % self.recipe.checkpoint_every == 0 or last_here:
                     self._checkpoint(stage, batches)
                 if stop:
                     raise StopRequested(self.step)
