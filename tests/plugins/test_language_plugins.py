@@ -81,16 +81,16 @@ def test_each_plugin_implements_every_language_hook(loaded) -> None:
     [("ja", MeCabSegmenter), ("zh", JiebaSegmenter), ("fi", WhitespaceSegmenter)],
 )
 def test_segmenter_hook_answers_for_its_language(hook, language: str, cls: type) -> None:
-    segmenter = hook.encoder_recipes_word_segmenter(language=language)
+    segmenter = hook.encoder_recipes_word_segmenter(language=language, name=None)
     assert isinstance(segmenter, cls) and isinstance(segmenter, WordSegmenter)
 
 
 def test_segmenter_hook_has_no_answer_for_other_languages(hook) -> None:
-    assert hook.encoder_recipes_word_segmenter(language="en") is None
+    assert hook.encoder_recipes_word_segmenter(language="en", name=None) is None
 
 
 def test_japanese_segmenter_finds_words(hook) -> None:
-    segmenter = hook.encoder_recipes_word_segmenter(language="ja")
+    segmenter = hook.encoder_recipes_word_segmenter(language="ja", name=None)
     text = "今日は天気が良い"
     words = segmenter.words(text)
     assert "今日" in words and "天気" in words
@@ -99,7 +99,7 @@ def test_japanese_segmenter_finds_words(hook) -> None:
 
 
 def test_japanese_spans_skip_whitespace_exactly(hook) -> None:
-    segmenter = hook.encoder_recipes_word_segmenter(language="ja")
+    segmenter = hook.encoder_recipes_word_segmenter(language="ja", name=None)
     text = "東京都に 行きました。\n明日は　雨です"  # ASCII space, newline, full-width space
     spans = segmenter.spans(text)
     assert_spans_consistent(text, spans)
@@ -108,14 +108,14 @@ def test_japanese_spans_skip_whitespace_exactly(hook) -> None:
 
 
 def test_chinese_segmenter_finds_words(hook) -> None:
-    segmenter = hook.encoder_recipes_word_segmenter(language="zh")
+    segmenter = hook.encoder_recipes_word_segmenter(language="zh", name=None)
     text = "我爱北京天安门"
     assert segmenter.words(text) == ["我", "爱", "北京", "天安门"]
     assert_spans_consistent(text, segmenter.spans(text))
 
 
 def test_chinese_segmenter_drops_whitespace_words(hook) -> None:
-    segmenter = hook.encoder_recipes_word_segmenter(language="zh")
+    segmenter = hook.encoder_recipes_word_segmenter(language="zh", name=None)
     text = "我在 Google 工作，\n天气  很好"
     spans = segmenter.spans(text)
     assert_spans_consistent(text, spans)
@@ -124,7 +124,7 @@ def test_chinese_segmenter_drops_whitespace_words(hook) -> None:
 
 
 def test_finnish_segmenter_splits_at_whitespace(hook) -> None:
-    segmenter = hook.encoder_recipes_word_segmenter(language="fi")
+    segmenter = hook.encoder_recipes_word_segmenter(language="fi", name=None)
     text = "Suomen pääkaupunki  on Helsinki."
     assert segmenter.words(text) == ["Suomen", "pääkaupunki", "on", "Helsinki."]
     assert_spans_consistent(text, segmenter.spans(text))
