@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +189,10 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
     """Rules that span fields: lengths fit the model, context does not shrink
     unless allowed, mixtures name sources, stages named by schedules exist,
     whole-word masking has a segmenter, required plugins are loaded."""
-    issues: list[RecipeIssue] = []
+    issues: list[RecipeIssue] = [
+        _issue(raw, file, loc, f"must be a finite number, got {value}")
+        for loc, value in _non_finite(recipe.model_dump(mode="python"))
+    ]
     loaded = set(registries.loaded.plugins)
     for i, name in enumerate(recipe.metadata.requires):
         if name not in loaded:
@@ -231,6 +235,22 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
                                  f"{stage.masking.name!r} needs {which} for language "
                                  f"{recipe.metadata.language!r} and no installed plugin provides one"))
     return issues
+
+
+def _non_finite(data: Any, loc: tuple = ()) -> list[tuple[tuple, float]]:
+    """Every infinite or NaN number in the recipe, with where it is.
+
+    YAML spells them ``.inf`` and ``.nan`` (and ``1.0e+400`` overflows to
+    inf); range checks such as ``gt=0`` let an infinity through, and no
+    recipe value means anything as one.
+    """
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [(loc, data)]
+    if isinstance(data, dict):
+        return [found for key, value in data.items() for found in _non_finite(value, (*loc, key))]
+    if isinstance(data, (list, tuple)):
+        return [found for i, value in enumerate(data) for found in _non_finite(value, (*loc, i))]
+    return []
 
 
 # --- error conversion ---------------------------------------------------------------

@@ -9,9 +9,10 @@ name claimed twice is an error naming both plugins (never "last one wins").
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from encoder_recipes.components.base import KINDS, Component
 from encoder_recipes.plugin_manager import LoadedPlugins, PluginFailure, load_plugins
@@ -102,6 +103,8 @@ class Registries:
     loaded: LoadedPlugins
     components: dict[str, Registry[type[Component]]]
     recipes: Registry[RecipeEntry]
+    #: (plugin, hook) pairs that raised once: reported then, skipped since
+    broken: set[tuple[str, str]] = field(default_factory=set)
 
     def component(self, kind: str, name: str) -> type[Component]:
         return self.components[kind].get(name)
@@ -111,13 +114,37 @@ class Registries:
         return self.loaded.pm.hook
 
     def word_segmenter(self, language: str, name: str | None = None):
-        return self.hook.encoder_recipes_word_segmenter(language=language, name=name)
+        """The first segmenter a plugin offers (pluggy's ``firstresult`` order), or None."""
+        for _, result in self._answers("encoder_recipes_word_segmenter", language=language, name=name):
+            if result is not None:
+                return result
+        return None
 
     def fill_mask_probes(self, language: str) -> list[dict]:
         probes: list[dict] = []
-        for result in self.hook.encoder_recipes_fill_mask_probes(language=language):
+        for _, result in self._answers("encoder_recipes_fill_mask_probes", language=language):
             probes.extend(result or [])
         return probes
+
+    def _answers(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Each plugin's answer to a look-up hook, in the order pluggy would call them.
+
+        A plugin that raises is reported once, naming it and the hook, and
+        skipped from then on, so a plugin that breaks for one language
+        cannot stop a recipe that does not need it.
+        """
+        for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper or (impl.plugin_name, hook_name) in self.broken:
+                continue
+            try:
+                value = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except Exception as exc:
+                self.broken.add((impl.plugin_name, hook_name))
+                info = self.loaded.plugins.get(impl.plugin_name)
+                self.loaded.report_failure(PluginFailure(impl.plugin_name, info.distribution if info else "<unknown>",
+                                                         hook_name, f"{type(exc).__name__}: {exc}"))
+                continue
+            yield impl.plugin_name, value
 
     def contributions(self, plugin: str) -> dict[str, list[str]]:
         """Names each registry holds from ``plugin``, by kind (for ``encoder-recipes plugins``)."""

@@ -7,7 +7,11 @@ A :class:`~encoder_recipes.schema.DataSource` names its documents one of three w
     the ``validation`` split is its own held-out file.
 ``paths: [corpus/*.jsonl, extra.txt]``
     Local files, globs expanded with :func:`glob.glob` (``recursive=True``, so
-    ``**`` works; never a shell), in sorted order per pattern:
+    ``**`` works; never a shell), in sorted order per pattern. Paths are taken
+    literally: ``~`` and ``$VARIABLES`` are not expanded (a recipe is data and
+    means the same for every user; an error for such a path says so), and a
+    relative path is relative to the working directory. A directory must be
+    given as a glob of its files (``corpus/**/*.jsonl``).
 
     * ``.txt`` / ``.txt.gz`` — **one document per line**; empty lines are
       skipped. (Chosen over blank-line-separated paragraphs because a file
@@ -31,7 +35,11 @@ different extra keys fail with a cast error, and a missing text column cannot
 be traced to a file. Reading them here keeps other keys harmless and lets
 errors name the file and line.
 
-Documents that are empty or whitespace only are skipped everywhere. For
+Documents that are empty or whitespace only are skipped everywhere. A
+document longer than :data:`MAX_DOCUMENT_CHARS` is cut to that many
+characters (training cuts it there anyway), so one enormous document costs
+bounded memory; a ``.txt`` line is even read in bounded pieces, while a JSON
+record must be read whole before its text can be cut. For
 ``paths`` and ``dataset`` sources the validation split is held out by hash:
 a document is validation when :func:`~encoder_recipes.data.samples.stable_fraction`
 of its text is below ``validation_fraction`` (deterministic, one pass,
@@ -62,23 +70,41 @@ FORMATS: dict[str, str] = {
 }
 
 
+#: Longest document a source yields, in characters; longer ones are cut. The
+#: training pipeline's DocumentTokenizer cuts at the same length, so cutting
+#: here changes no batch and bounds the memory of everything before it
+#: (reading, hashing for the validation split, training a tokenizer).
+MAX_DOCUMENT_CHARS = 1_000_000
+
+
 class DataSourceError(ValueError):
     """A data source cannot be read as configured (no files, a missing column, a bad record)."""
+
+
+def _not_expanded(pattern: str) -> str:
+    """A hint for a path that only a shell would have found."""
+    if pattern.startswith("~") or "$" in pattern:
+        return " (paths are not expanded: no ~ and no $VARIABLES; write the full path)"
+    return ""
 
 
 def resolve_paths(source: DataSource) -> list[Path]:
     """The files of a ``paths`` source, globs expanded, in a fixed order, each listed once."""
     files: dict[Path, None] = {}
     for pattern in source.paths:
-        expanded = str(Path(pattern).expanduser())
-        if glob.has_magic(expanded):
-            matches = [Path(p) for p in sorted(glob.glob(expanded, recursive=True)) if not Path(p).is_dir()]
+        if glob.has_magic(pattern):
+            matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True)) if not Path(p).is_dir()]
             if not matches:
-                raise DataSourceError(f"data source {source.name!r}: the pattern {pattern!r} matches no files")
+                raise DataSourceError(f"data source {source.name!r}: the pattern {pattern!r} matches no files"
+                                      + _not_expanded(pattern))
         else:
-            matches = [Path(expanded)]
+            matches = [Path(pattern)]
+            if matches[0].is_dir():
+                raise DataSourceError(f"data source {source.name!r}: {pattern!r} is a directory; give a glob "
+                                      f"of its files, e.g. {str(Path(pattern) / '**' / '*.jsonl')!r}")
             if not matches[0].is_file():
-                raise DataSourceError(f"data source {source.name!r}: no such file {pattern!r}")
+                raise DataSourceError(f"data source {source.name!r}: no such file {pattern!r}"
+                                      + _not_expanded(pattern))
         for path in matches:
             file_format(path, source)  # refuse unknown formats before reading anything
             files.setdefault(path, None)
@@ -177,6 +203,8 @@ class DocumentStream:
         reader = self._open_reader()
         self._reader = reader
         for text in reader.records():
+            if isinstance(text, str) and len(text) > MAX_DOCUMENT_CHARS:
+                text = text[:MAX_DOCUMENT_CHARS]
             if not self._keep(text):
                 continue
             self._documents += 1
@@ -207,6 +235,25 @@ class DocumentStream:
             # The dataset object may have been read before: always set where to start.
             return _DatasetReader(self._dataset, self.source, self._cursor or self._dataset_start)
         return _FileReader(self._files, self._field, self.source, self._cursor)
+
+
+def require_documents(stream: DocumentStream) -> None:
+    """Refuse a source that has no document in the stream's split, before anything is trained on it.
+
+    Reads a fresh stream of the same source up to its first document (the
+    first line, usually), so ``stream`` keeps its position. A ``dataset``
+    source is not checked: that would load the dataset a second time.
+
+    :raises DataSourceError: naming the source, the split and its files.
+    """
+    if stream.source.dataset:
+        return
+    probe = DocumentStream(stream.source, stream.split, validation_fraction=stream.validation_fraction)
+    if next(iter(probe), None) is None:
+        files = ", ".join(str(path) for path, _ in probe._files)
+        held_out = " (or every document fell into the validation split)" if stream.validation_fraction else ""
+        raise DataSourceError(f"data source {stream.source.name!r} has no {stream.split} documents: "
+                              f"its files are empty or hold only blank lines{held_out}: {files}")
 
 
 def iter_documents(
@@ -248,9 +295,15 @@ class _FileReader:
         while self.file < len(self.files):
             path, kind = self.files[self.file]
             read = {"txt": self._txt, "jsonl": self._jsonl, "parquet": self._parquet}[kind]
-            for text in read(path, self.record):
-                self.record += 1  # before the yield: the cursor then points past this record
-                yield text
+            try:
+                for text in read(path, self.record):
+                    self.record += 1  # before the yield: the cursor then points past this record
+                    yield text
+            except DataSourceError:
+                raise
+            except (OSError, EOFError, ValueError) as exc:  # a truncated .gz, a damaged parquet file
+                raise DataSourceError(f"data source {self.source.name!r}: cannot read {path} after record "
+                                      f"{self.record}: {type(exc).__name__}: {exc}") from exc
             self.file += 1
             self.record = 0
 
@@ -265,8 +318,25 @@ class _FileReader:
                 if number > skip:
                     yield number, line
 
+    def _bounded_lines(self, path: Path, skip: int) -> Iterator[str]:
+        """Lines of a text file, each cut to MAX_DOCUMENT_CHARS; the rest of a longer line is read and dropped."""
+        handle: IO[str]
+        if path.name.lower().endswith(".gz"):
+            handle = io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+        else:
+            handle = open(path, encoding="utf-8", errors="replace")
+        number = 0
+        with handle:
+            while line := handle.readline(MAX_DOCUMENT_CHARS + 1):
+                if not line.endswith("\n"):  # cut off (or the file's last line): drop the rest of it
+                    while (rest := handle.readline(MAX_DOCUMENT_CHARS + 1)) and not rest.endswith("\n"):
+                        pass
+                number += 1
+                if number > skip:
+                    yield line
+
     def _txt(self, path: Path, skip: int) -> Iterator[str]:
-        for _, line in self._lines(path, skip):
+        for line in self._bounded_lines(path, skip):
             yield line.rstrip("\r\n")
 
     def _jsonl(self, path: Path, skip: int) -> Iterator[Any]:

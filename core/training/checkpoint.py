@@ -9,9 +9,10 @@ A checkpoint is a directory ``checkpoints/step_00000120/`` holding:
 * ``MANIFEST.json`` — written last: the SHA-256 and size of every file.
 
 It is written into ``.tmp-step_…`` and renamed into place, so a crash mid-write
-leaves only a temp directory (cleaned up on the next save). On resume each
-candidate is verified against its manifest, newest first; a truncated or
-corrupted one is reported by path and the one before it is used.
+leaves only a temp directory (cleaned up on the next save). A write that fails
+(a full disk) removes its temp directory and raises :class:`CheckpointError`.
+On resume each candidate is verified against its manifest, newest first; a
+truncated or corrupted one is reported by path and the one before it is used.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 MANIFEST = "MANIFEST.json"
@@ -71,31 +73,55 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _free_space(path: Path) -> str:
+    """`` (N MB free on its disk)``, which explains torch's cryptic message for a full disk."""
+    for folder in (path, *path.parents):
+        try:
+            return f" ({shutil.disk_usage(folder).free / 1e6:,.1f} MB free on its disk)"
+        except OSError:
+            continue
+    return ""
+
+
 def save_checkpoint(root: Path, step: int, *, model_state: dict[str, torch.Tensor],
                     optimizer_state: dict[str, Any], state: dict[str, Any], keep: int) -> Path:
-    """Write a complete checkpoint atomically and keep only the newest ``keep``."""
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    """Write a complete checkpoint atomically and keep only the newest ``keep``.
+
+    :raises CheckpointError: the write failed (disk full, no permission); no
+        part of it is left behind, and the older checkpoints are untouched.
+    """
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".tmp-{PREFIX}{step:08d}"
-    tmp.mkdir()
-    # safetensors refuses tensors that share memory (tied embeddings): store contiguous copies
-    save_file({k: v.detach().contiguous().clone() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
-    torch.save(optimizer_state, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-    files = {}
-    for item in sorted(tmp.iterdir()):
-        with item.open("rb") as fh:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+        # safetensors refuses tensors that share memory (tied embeddings): store contiguous copies
+        save_file({k: v.detach().contiguous().clone() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
+        torch.save(optimizer_state, tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+        files = {}
+        for item in sorted(tmp.iterdir()):
+            with item.open("rb") as fh:
+                os.fsync(fh.fileno())
+            files[item.name] = {"sha256": _sha256(item), "bytes": item.stat().st_size}
+        manifest = tmp / MANIFEST
+        manifest.write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
+        with manifest.open("rb") as fh:
             os.fsync(fh.fileno())
-        files[item.name] = {"sha256": _sha256(item), "bytes": item.stat().st_size}
-    manifest = tmp / MANIFEST
-    manifest.write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
-    with manifest.open("rb") as fh:
-        os.fsync(fh.fileno())
-    if final.exists():  # a re-run of the same step after a resume
-        shutil.rmtree(final)
-    os.rename(tmp, final)
+        if final.exists():  # a re-run of the same step after a resume
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # no partial checkpoint stays behind, and its space is freed
+        if not isinstance(exc, (OSError, RuntimeError, SafetensorError)):  # a full disk, as each writer reports it
+            raise
+        newest = latest_complete(root)
+        raise CheckpointError(
+            f"cannot write checkpoint {final}: {getattr(exc, 'strerror', None) or exc}{_free_space(root)}; "
+            f"the newest complete checkpoint is {newest.path if newest else 'none'}"
+        ) from exc
     _fsync_dir(root)
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old.path, ignore_errors=True)
@@ -160,7 +186,10 @@ def resolve_resume(output: Path, resume: str | None) -> Checkpoint | None:
 
 def load_checkpoint(ckpt: Checkpoint, map_location: str | torch.device = "cpu") -> tuple[dict, dict, dict]:
     """(model state, optimizer state, trainer state). Refuses pickled code in optimizer.pt."""
-    model_state = load_file(str(ckpt.path / "model.safetensors"), device=str(map_location))
+    try:
+        model_state = load_file(str(ckpt.path / "model.safetensors"), device=str(map_location))
+    except (SafetensorError, OSError) as exc:  # safetensors checks its header and sizes: no code runs
+        raise CheckpointError(f"{ckpt.path / 'model.safetensors'} cannot be loaded: {exc}") from exc
     try:
         optimizer_state = torch.load(ckpt.path / "optimizer.pt", map_location=map_location, weights_only=True)
     except Exception as exc:  # weights_only raises UnpicklingError on anything but tensors and containers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,18 @@ class MetricsLog:
         """On resume, drop lines past the checkpoint so the log has each step once."""
         if not (self.enabled and self.path.exists()):
             return
-        keep = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        keep = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line torn by a full disk or a crash mid-write
+                continue
+            if record.get("step", 0) <= step:
+                keep.append(line)
+        # replaced in one rename: a kill here leaves the old log or the new one, never an empty file
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        os.replace(tmp, self.path)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:

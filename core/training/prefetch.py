@@ -14,7 +14,9 @@ batch N, however far ahead the worker has run.
 
 from __future__ import annotations
 
+import multiprocessing
 import queue
+import signal
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,13 @@ def _worker(spec: PipelineSpec, schedule: list[tuple[int, int, int, float]], out
     import torch
 
     torch.set_num_threads(1)  # the cores belong to the model; masking is cheap
+    # The trainer owns shutdown. A terminal's Ctrl-C and a scheduler's SIGTERM reach the whole process
+    # group: the worker must keep serving until the trainer has written its stop checkpoint and ends it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()  # a SIGKILLed trainer tells no one: the worker watches it
+    for q in (out_q, resp_q):
+        q.cancel_join_thread()  # exit without flushing to a reader that is gone
     try:
         maker = spec.build()
     except BaseException:
@@ -85,10 +94,13 @@ def _worker(spec: PipelineSpec, schedule: list[tuple[int, int, int, float]], out
                 out_q.put(("batch", step, batch), timeout=0.05)
                 break
             except queue.Full:
-                if not serve():
+                if not serve() or not parent.is_alive():
                     return
-    while True:  # the schedule is done: keep answering until the trainer lets go
-        kind, step = req_q.get()
+    while parent.is_alive():  # the schedule is done: keep answering until the trainer lets go
+        try:
+            kind, step = req_q.get(timeout=1.0)
+        except queue.Empty:
+            continue
         if kind == "stop":
             return
         resp_q.put((step, snapshots.get(step)))
@@ -131,5 +143,5 @@ class PrefetchedBatches:
             self.req_q.put(("stop", None))
             self.process.join(timeout=5)
         if self.process.is_alive():
-            self.process.terminate()
+            self.process.kill()  # it ignores SIGTERM (see _worker)
             self.process.join(timeout=5)

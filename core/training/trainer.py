@@ -26,7 +26,7 @@ import yaml
 
 from encoder_recipes import __version__
 from encoder_recipes.data.mixture import MixtureStream
-from encoder_recipes.data.sources import DocumentStream, iter_documents
+from encoder_recipes.data.sources import DocumentStream, iter_documents, require_documents
 from encoder_recipes.modeling.build import build_model, describe_attention_backend, set_rope_thetas, special_ids_from_tokenizer
 from encoder_recipes.modeling.export import export_model
 from encoder_recipes.plan import Plan, StagePlan, build_plan
@@ -35,7 +35,7 @@ from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
-from encoder_recipes.training.metrics import MetricsLog, StageProgress
+from encoder_recipes.training.metrics import MetricsLog, StageProgress, read_metrics
 from encoder_recipes.validation import ResolvedRecipe
 
 #: documents read from the training data to train a tokenizer when its params set no limit
@@ -116,6 +116,8 @@ class Trainer:
         self.segmenter = self.registries.word_segmenter(recipe.metadata.language)
         self.streams = {s.name: DocumentStream(s, "train", validation_fraction=recipe.data.validation_fraction)
                         for s in recipe.data.sources}
+        for stream in self.streams.values():
+            require_documents(stream)  # an empty source is refused before a tokenizer is trained on nothing
         self.tokenizer = self._tokenizer()
         self.plan: Plan = build_plan(recipe, self.registries, vocab_size=len(self.tokenizer))
 
@@ -152,13 +154,27 @@ class Trainer:
         from transformers import AutoTokenizer
 
         saved = self.out / "tokenizer"
+        if self.dist.main and (saved / "tokenizer.json").exists():
+            try:
+                AutoTokenizer.from_pretrained(saved)
+            except Exception as exc:  # a run killed while saving it, before the atomic write below existed
+                if ckpt.list_checkpoints(self.out / "checkpoints"):
+                    raise TrainingError(f"the run's tokenizer {saved} cannot be loaded ({exc}), "
+                                        "and its checkpoints were trained with it") from None
+                shutil.rmtree(saved)  # no checkpoint used it: train it again
+        self.dist.barrier()  # every rank sees the folder as the main rank left it
         if not (saved / "tokenizer.json").exists():
             if self.dist.main:
                 component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
                 limit = self.recipe.tokenizer.params.get("max_train_documents") or TOKENIZER_DOCUMENTS
                 tok = component.build(texts=self._tokenizer_texts(limit), vocab_size=None,
                                       language=self.recipe.metadata.language, segmenter=self.segmenter)
-                tok.save_pretrained(saved)
+                # all or nothing: a kill while saving leaves only the temp folder, replaced next time
+                tmp = self.out / ".tmp-tokenizer"
+                shutil.rmtree(tmp, ignore_errors=True)
+                tok.save_pretrained(tmp)
+                shutil.rmtree(saved, ignore_errors=True)
+                os.replace(tmp, saved)
             self.dist.barrier()
         return AutoTokenizer.from_pretrained(saved)
 
@@ -200,6 +216,7 @@ class Trainer:
         last = self.plan.total_steps
         if self.options.max_steps is not None:
             last = min(last, self.options.max_steps)
+        self._evaluate_missed()
         for stage in self.plan.stages:
             if self.step >= stage.start + stage.steps or self.step >= last:
                 continue
@@ -357,6 +374,15 @@ class Trainer:
                                  optimizer_state=self.optimizer.state_dict(), state=state,
                                  keep=self.recipe.keep_checkpoints)
         self.dist.barrier()
+
+    def _evaluate_missed(self) -> None:
+        """On resume: run the evaluation due at the checkpoint's step if a kill came between the two."""
+        if self.step == 0:
+            return
+        log = self.out / "metrics.jsonl"
+        done = {r["step"] for r in read_metrics(self.out) if r.get("event") == "eval"} if log.exists() else set()
+        if self.step not in done:
+            self._evaluate(self.plan.stage_at(self.step - 1), after_step=self.step)
 
     def _evaluate(self, stage: StagePlan, after_step: int) -> None:
         """Run the recipe's evaluators that are due after this step (evaluators land with their own issue)."""
