@@ -1,7 +1,7 @@
 """Hook implementations of the zh language plugin.
 
-Only hooks live here; the segmenter (jieba) and the fill-mask probes live
-beside this file.
+Only hooks live here; the segmenters (jieba, rjieba) and the fill-mask probes
+live beside this file.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from encoder_recipes.components.segmenters import WordSegmenter
 from encoder_recipes.hookspecs import hookimpl
 from encoder_recipes.plugins.zh.probes import probes_for
-from encoder_recipes.plugins.zh.segmenter import jieba_segmenter
+from encoder_recipes.plugins.zh.segmenter import segmenter_named
 from encoder_recipes.recipes import recipe_path
 
 
@@ -22,9 +22,13 @@ def encoder_recipes_register_recipes() -> list[Path]:
 
 
 @hookimpl
-def encoder_recipes_word_segmenter(language: str) -> WordSegmenter | None:
-    """jieba words for "zh"; jieba is imported on first use."""
-    return jieba_segmenter() if language == "zh" else None
+def encoder_recipes_word_segmenter(language: str, name: str | None = None) -> WordSegmenter | None:
+    """Chinese words for "zh": jieba by default, ``name="rjieba"`` for the Rust port.
+
+    None for another language, an unknown name, or rjieba when it is not
+    installed. The libraries are imported on first use.
+    """
+    return segmenter_named(name) if language == "zh" else None
 
 
 @hookimpl
