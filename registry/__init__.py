@@ -137,7 +137,9 @@ class Registries:
             if impl.hookwrapper or impl.wrapper or (impl.plugin_name, hook_name) in self.broken:
                 continue
             try:
-                value = impl.function(*(kwargs[arg] for arg in impl.argnames))
+                # arguments with defaults are pluggy's kwargnames; pass those the call gives too
+                value = impl.function(*(kwargs[arg] for arg in impl.argnames),
+                                      **{k: kwargs[k] for k in impl.kwargnames if k in kwargs})
             except Exception as exc:
                 self.broken.add((impl.plugin_name, hook_name))
                 info = self.loaded.plugins.get(impl.plugin_name)

@@ -169,9 +169,7 @@ class TokenMasking(_ScheduledRate):
     name: ClassVar[str] = "mlm"
 
     class Params(MaskingParams):
-        segmenter: str | None = Field(
-            None, description="a particular word segmenter of the language's plugin (e.g. rjieba); None: its default"
-        )
+        pass
 
     def mask(
         self,
@@ -217,7 +215,9 @@ class WholeWordMasking(_ScheduledRate):
     needs_words: ClassVar[bool] = True
 
     class Params(MaskingParams):
-        pass
+        segmenter: str | None = Field(
+            None, description="a particular word segmenter of the language's plugin (e.g. rjieba); None: its default"
+        )
 
     def mask(
         self,

@@ -156,3 +156,15 @@ def test_agreement_on_the_sample_corpus(jieba, rjieba) -> None:
     assert han_either > 10_000  # the corpus really is Chinese
     assert han_agreement == 1.0
     assert agreement > 0.98
+
+
+def test_a_recipe_can_ask_for_rjieba(registries):
+    from encoder_recipes.recipe_files import RecipeError
+    from encoder_recipes.validation import load_recipe
+
+    assert type(registries.word_segmenter("zh", "rjieba")).__name__ == "RjiebaSegmenter"
+    recipe = load_recipe("zh-modernbert-wwm", registries=registries,
+                         overrides=["stages.0.masking.segmenter=rjieba"]).recipe
+    assert recipe.stages[0].masking.params["segmenter"] == "rjieba"
+    with pytest.raises(RecipeError, match="needs the word segmenter 'nope' for language 'zh'"):
+        load_recipe("zh-modernbert-wwm", registries=registries, overrides=["stages.0.masking.segmenter=nope"])
