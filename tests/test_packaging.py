@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -29,9 +30,13 @@ def test_every_package_folder_is_listed_in_pyproject():
 
 @pytest.mark.slow
 def test_installed_wheel_finds_recipes_and_plugins(tmp_path):
+    # build from a copy: setuptools writes build/ and *.egg-info into the source tree
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "*.egg-info", "runs", "__pycache__", ".pytest_cache"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(wheels), str(REPO)], check=True)
+                    "-w", str(wheels), str(source)], check=True)
     (wheel,) = wheels.glob("encoder_recipes-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
