@@ -22,6 +22,7 @@ import torch
 
 from encoder_recipes.components.kinds import Masking
 from encoder_recipes.components.masking import word_ids_from_offsets
+from encoder_recipes.data.sources import MAX_DOCUMENT_CHARS
 from encoder_recipes.data.packing import make_packer
 
 #: documents tokenized per call to the fast tokenizer (batching amortises its overhead)
@@ -50,12 +51,12 @@ class Batch:
 class DocumentTokenizer:
     """Token ids of documents without special tokens, plus word ids when a segmenter is given."""
 
-    def __init__(self, tokenizer: Any, segmenter: Any = None, max_chars: int | None = 1_000_000) -> None:
+    def __init__(self, tokenizer: Any, segmenter: Any = None, max_chars: int | None = MAX_DOCUMENT_CHARS) -> None:
         self.tokenizer, self.segmenter, self.max_chars = tokenizer, segmenter, max_chars
 
     def __call__(self, texts: list[str]) -> list[tuple[list[int], list[int] | None]]:
         if self.max_chars:
-            # a single enormous document would stall the pipeline; the tail cannot fit a sequence anyway
+            # the same cap as the data sources (one source of truth), for documents that come from elsewhere
             texts = [t[: self.max_chars] for t in texts]
         enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=self.segmenter is not None,
                              return_attention_mask=False, return_token_type_ids=False)
