@@ -74,8 +74,21 @@ class Masking(Component):
         vocab_size: int,
         generator: torch.Generator,
         word_ids: torch.Tensor | None = None,
+        special_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(inputs, labels)``; labels are -100 where no prediction is made."""
+        """Return ``(inputs, labels)``; labels are -100 where no prediction is made.
+
+        The engine passes every argument, by keyword, on every batch:
+
+        :param input_ids: token ids, ``(batch, length)``; padding and specials included.
+        :param rate: the masking rate at this step (from :meth:`rate`).
+        :param special_tokens_mask: True where ``input_ids`` holds a special token (never a target).
+        :param mask_token_id: the id of ``[MASK]``.
+        :param vocab_size: the tokenizer's vocabulary size (random replacements come from ``range(vocab_size)``).
+        :param generator: the step-seeded random generator; draw only from it, so a resumed run masks alike.
+        :param word_ids: a word index per token (-1: none) when :attr:`needs_words` is True, else None.
+        :param special_ids: the ids of every special token, so random replacements can avoid them.
+        """
 
 
 class Tokenizer(Component):
