@@ -1,15 +1,16 @@
 """Typed registries: one per kind of component, plus one for recipes.
 
-The host calls each plugin's ``encoder_recipes_register_*`` implementation on
-its own, so that it knows which plugin contributed what, a plugin that raises
-inside a hook is skipped with a warning naming the plugin and the hook, and a
-name claimed twice is an error naming both plugins (never "last one wins").
+Every hook is called one way: through pluggy's hook caller, with keyword
+arguments. The host calls each plugin's ``encoder_recipes_register_*``
+implementation through a hook caller restricted to that plugin, so that it
+knows which plugin contributed what; a plugin that raises inside a hook is
+skipped with a warning naming the plugin and the hook; a name claimed twice
+is an error naming both plugins (never "last one wins").
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -109,44 +110,36 @@ class Registries:
     def component(self, kind: str, name: str) -> type[Component]:
         return self.components[kind].get(name)
 
-    @property
-    def hook(self):
-        return self.loaded.pm.hook
-
     def word_segmenter(self, language: str, name: str | None = None):
-        """The first segmenter a plugin offers (pluggy's ``firstresult`` order), or None."""
-        for _, result in self._answers("encoder_recipes_word_segmenter", language=language, name=name):
-            if result is not None:
-                return result
-        return None
+        """The word segmenter the first answering plugin offers (the hook is ``firstresult``), or None."""
+        return self.call("encoder_recipes_word_segmenter", language=language, name=name)
 
     def fill_mask_probes(self, language: str) -> list[dict]:
-        probes: list[dict] = []
-        for _, result in self._answers("encoder_recipes_fill_mask_probes", language=language):
-            probes.extend(result or [])
-        return probes
+        """Every plugin's fill-mask probes for ``language``, concatenated."""
+        return [probe for answer in self.call("encoder_recipes_fill_mask_probes", language=language)
+                for probe in answer]
 
-    def _answers(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
-        """Each plugin's answer to a look-up hook, in the order pluggy would call them.
+    def call(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call a look-up hook through pluggy's hook caller, with keyword arguments.
 
-        A plugin that raises is reported once, naming it and the hook, and
-        skipped from then on, so a plugin that breaks for one language
-        cannot stop a recipe that does not need it.
+        pluggy applies the spec: ``firstresult`` stops at the first non-None
+        answer, other hooks return the list of non-None answers. A plugin
+        that raises is reported once, naming it and the hook, and left out of
+        that hook from then on (``pm.subset_hook_caller``), so a plugin that
+        breaks for one language cannot stop a recipe that does not need it.
+        The call is then made again without it; look-ups have no side effects.
         """
-        for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
-            if impl.hookwrapper or impl.wrapper or (impl.plugin_name, hook_name) in self.broken:
-                continue
+        pm = self.loaded.pm
+        while True:
+            left_out = [pm.get_plugin(plugin) for plugin, hook in self.broken if hook == hook_name]
             try:
-                # arguments with defaults are pluggy's kwargnames; pass those the call gives too
-                value = impl.function(*(kwargs[arg] for arg in impl.argnames),
-                                      **{k: kwargs[k] for k in impl.kwargnames if k in kwargs})
+                return pm.subset_hook_caller(hook_name, remove_plugins=left_out)(**kwargs)
             except Exception as exc:
-                self.broken.add((impl.plugin_name, hook_name))
-                info = self.loaded.plugins.get(impl.plugin_name)
-                self.loaded.report_failure(PluginFailure(impl.plugin_name, info.distribution if info else "<unknown>",
-                                                         hook_name, f"{type(exc).__name__}: {exc}"))
-                continue
-            yield impl.plugin_name, value
+                plugin = _raised_in(pm, hook_name, exc)
+                if plugin is None:  # not raised by an implementation: a host bug, not a plugin's
+                    raise
+                self.broken.add((plugin, hook_name))
+                self.loaded.report_failure(_failure(self.loaded, plugin, hook_name, exc))
 
     def contributions(self, plugin: str) -> dict[str, list[str]]:
         """Names each registry holds from ``plugin``, by kind (for ``encoder-recipes plugins``)."""
@@ -158,20 +151,46 @@ class Registries:
         return out
 
 
-def _call_each(loaded: LoadedPlugins, hook_name: str) -> list[tuple[str, list]]:
-    """Call ``hook_name`` on each plugin on its own; a plugin that raises is skipped."""
+def _raised_in(pm: Any, hook_name: str, exc: BaseException) -> str | None:
+    """The plugin whose implementation of ``hook_name`` raised ``exc``, found in its traceback.
+
+    pluggy calls implementations one after another from one frame, so the
+    first traceback frame running an implementation's code is the one that raised.
+    """
+    owners = {getattr(impl.function, "__code__", None): impl.plugin_name
+              for impl in getattr(pm.hook, hook_name).get_hookimpls()}
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in owners:
+            return owners[tb.tb_frame.f_code]
+        tb = tb.tb_next
+    return None
+
+
+def _failure(loaded: LoadedPlugins, plugin: str, hook_name: str, exc: BaseException) -> PluginFailure:
+    info = loaded.plugins.get(plugin)
+    return PluginFailure(plugin, info.distribution if info else "<unknown>", hook_name, f"{type(exc).__name__}: {exc}")
+
+
+def _call_each(loaded: LoadedPlugins, hook_name: str, **kwargs: Any) -> list[tuple[str, list]]:
+    """Each plugin's answer to a ``register_*`` hook, with the plugin that gave it.
+
+    Every call goes through pluggy's hook caller with keyword arguments,
+    restricted to one plugin (``pm.subset_hook_caller``), so the registry
+    knows who registered what; a plugin that raises is reported, naming it
+    and the hook, and the others still register.
+    """
+    pm = loaded.pm
+    everyone = [impl.plugin for impl in getattr(pm.hook, hook_name).get_hookimpls()]
     results: list[tuple[str, list]] = []
-    caller = getattr(loaded.pm.hook, hook_name)
-    for impl in caller.get_hookimpls():
-        plugin_name = impl.plugin_name
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        caller = pm.subset_hook_caller(hook_name, remove_plugins=[p for p in everyone if p is not impl.plugin])
         try:
-            value = impl.function(**{arg: None for arg in impl.argnames})
+            answers = caller(**kwargs)
         except Exception as exc:
-            info = loaded.plugins.get(plugin_name)
-            loaded.report_failure(PluginFailure(plugin_name, info.distribution if info else "<unknown>",
-                                                hook_name, f"{type(exc).__name__}: {exc}"))
+            loaded.report_failure(_failure(loaded, impl.plugin_name, hook_name, exc))
             continue
-        results.append((plugin_name, list(value or [])))
+        results.append((impl.plugin_name, [item for answer in answers for item in (answer or [])]))
     return results
 
 
