@@ -7,6 +7,7 @@ fails when the committed page differs from what the code generates.
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -96,8 +97,6 @@ def recipe_reference_markdown(registries: Registries) -> str:
 
 def hook_specs() -> list[tuple[str, str, str, bool]]:
     """(name, signature, docstring, firstresult) of every hook, in module order."""
-    import inspect
-
     from encoder_recipes import hookspecs
 
     out = []
@@ -107,6 +106,44 @@ def hook_specs() -> list[tuple[str, str, str, bool]]:
             out.append((name, f"{name}{inspect.signature(func)}", inspect.getdoc(func) or "",
                         bool(opts.get("firstresult"))))
     return out
+
+
+def kinds_markdown() -> list[str]:
+    """The table of component kinds, and what the engine calls on each kind's base class."""
+    from encoder_recipes.components.kinds import KINDS
+
+    def slot(path: tuple[str, ...]) -> str:
+        return "`" + ".".join(path).replace(".*", "[]") + "`"
+
+    lines = ["## Component kinds", "",
+             "Generated from `KINDS` in `core/components/kinds.py`, the one table the registry, the validator",
+             "and `extends:` merging derive from. A component subclasses its kind's base class; the engine",
+             "calls only the methods below, with the arguments they declare, always by keyword where the",
+             "signature has a `*`.", "",
+             "| kind | register hook | base class | recipe slot | what it does |", "| --- | --- | --- | --- | --- |"]
+    for kind in KINDS.values():
+        base = f"`{kind.base.__module__}.{kind.base.__name__}`"
+        lines.append(f"| `{kind.name}` | `{kind.hook}` | {base} | {', '.join(slot(p) for p in kind.slots)} "
+                     f"| {kind.description} |")
+    lines.append("")
+    for kind in KINDS.values():
+        lines += [f"### `{kind.base.__name__}` ({kind.name})", ""]
+        for name, method in _engine_methods(kind.base):
+            doc = (inspect.getdoc(method) or "").split("\n\n")[0].replace("\n", " ")
+            abstract = " *(abstract)*" if getattr(method, "__isabstractmethod__", False) else ""
+            signature = str(inspect.signature(method)).replace("'", "")
+            lines.append(f"- `{name}{signature}`{abstract}: {doc}")
+        lines.append("")
+    return lines
+
+
+def _engine_methods(base: type) -> list[tuple[str, Any]]:
+    """The public methods a kind's base class declares beyond :class:`Component`'s own."""
+    from encoder_recipes.components.base import Component
+
+    return [(name, member) for name, member in vars(base).items()
+            if not name.startswith("_") and callable(member) and not isinstance(member, type)
+            and name not in vars(Component)]
 
 
 def hooks_markdown() -> str:
@@ -120,6 +157,7 @@ def hooks_markdown() -> str:
         "with keyword arguments only, so an implementation may take fewer arguments than the spec.",
         "",
     ]
+    lines += kinds_markdown()
     for name, signature, doc, firstresult in hook_specs():
         lines += [f"## `{name}`", "", "```python", signature.replace("'", ""), "```", ""]
         if firstresult:

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from encoder_recipes.components.kinds import component_keys
+
 Pos = tuple[str, int, int]  # file, line (1-based), column (1-based)
 
 #: Values a recipe may expand to. Real recipes hold a few hundred; YAML aliases
@@ -276,7 +278,7 @@ def _named_items(value: Any) -> bool:
 
 
 #: keys whose value is a component reference: a child naming another component replaces it whole
-COMPONENT_KEYS = {"tokenizer", "context", "lr_schedule", "masking"}
+COMPONENT_KEYS = component_keys()
 
 
 def _other_component(key: Any, base: Any, over: Any) -> bool:

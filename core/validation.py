@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from encoder_recipes.components.base import Component
+from encoder_recipes.components.kinds import KINDS
 from encoder_recipes.recipe_files import (
     PosDict,
     RecipeError,
@@ -148,15 +149,36 @@ def validate_data(raw: Any, file: str, registries: Registries) -> Recipe:
 
 
 def component_refs(recipe: Recipe) -> list[tuple[tuple, str, ComponentRef]]:
-    """Where each component reference sits in a recipe, and its kind."""
-    refs: list[tuple[tuple, str, ComponentRef]] = [(("tokenizer",), "tokenizer", recipe.tokenizer)]
-    for i, stage in enumerate(recipe.stages):
-        refs.append((("stages", i, "context"), "context", stage.context))
-        refs.append((("stages", i, "lr_schedule"), "lr_schedule", stage.lr_schedule))
-        refs.append((("stages", i, "masking"), "masking", stage.masking))
-    for i, ev in enumerate(recipe.evaluators):
-        refs.append((("evaluators", i), "evaluator", ev))
-    return refs
+    """Where each component reference sits in a recipe, and its kind, in the schema's field order.
+
+    The slots come from :data:`~encoder_recipes.components.kinds.KINDS`.
+    """
+    refs = [(loc, kind.name, ref) for kind in KINDS.values() for slot in kind.slots
+            for loc, ref in _expand(recipe, slot) if ref is not None]
+    return sorted(refs, key=lambda found: _schema_order(found[0]))
+
+
+def _expand(node: Any, slot: tuple[str, ...], loc: tuple = ()) -> list[tuple[tuple, Any]]:
+    """The values at a slot path (``"*"``: every list item), with their field paths."""
+    if not slot:
+        return [(loc, node)]
+    head, rest = slot[0], slot[1:]
+    if head == "*":
+        return [found for i, item in enumerate(node) for found in _expand(item, rest, (*loc, i))]
+    return _expand(getattr(node, head), rest, (*loc, head))
+
+
+def _schema_order(loc: tuple) -> tuple:
+    """A field path as positions in the schema (fields in declaration order, list items by index)."""
+    key, model = [], Recipe
+    for part in loc:
+        if isinstance(part, int):
+            key.append(part)
+            continue
+        names = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+        key.append(names.index(part) if part in names else len(names))
+        model = _model_in(model.model_fields[part].annotation) if part in names else None
+    return tuple(key)
 
 
 def _resolve_component(ref: ComponentRef, kind: str, loc: tuple, raw: Any, file: str,

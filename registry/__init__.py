@@ -15,19 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from encoder_recipes.components.base import KINDS, Component
+from encoder_recipes.components.base import Component
+from encoder_recipes.components.kinds import KINDS
 from encoder_recipes.plugin_manager import LoadedPlugins, PluginFailure, load_plugins
 
 T = TypeVar("T")
-
-HOOK_FOR_KIND = {
-    "tokenizer": "encoder_recipes_register_tokenizers",
-    "masking": "encoder_recipes_register_maskings",
-    "context": "encoder_recipes_register_context_schedules",
-    "lr_schedule": "encoder_recipes_register_lr_schedules",
-    "evaluator": "encoder_recipes_register_evaluators",
-}
-
 
 class RegistryError(Exception):
     """Base of registry errors."""
@@ -199,17 +191,18 @@ def build_registries(loaded: LoadedPlugins) -> Registries:
     from encoder_recipes.recipe_files import RecipeError, read_recipe_name  # late: avoids an import cycle
 
     components: dict[str, Registry[type[Component]]] = {}
-    for kind, hook_name in HOOK_FOR_KIND.items():
-        reg: Registry[type[Component]] = Registry(kind, KINDS[kind])
-        for plugin_name, classes in _call_each(loaded, hook_name):
+    for kind in KINDS.values():
+        reg: Registry[type[Component]] = Registry(kind.name, kind.description)
+        for plugin_name, classes in _call_each(loaded, kind.hook):
             for cls in classes:
-                if getattr(cls, "kind", None) != kind:
+                if not (isinstance(cls, type) and issubclass(cls, kind.base)):
                     raise RegistryError(
-                        f"plugin {plugin_name!r} returned {cls!r} from {hook_name}, "
-                        f"but its kind is {getattr(cls, 'kind', None)!r}, not {kind!r}"
+                        f"plugin {plugin_name!r} returned {cls!r} from {kind.hook}, "
+                        f"but its kind is {getattr(cls, 'kind', None)!r}, not {kind.name!r} "
+                        f"(a {kind.name} subclasses {kind.base.__module__}.{kind.base.__name__})"
                     )
                 reg.add(cls.name, cls, plugin_name)
-        components[kind] = reg
+        components[kind.name] = reg
 
     recipes: Registry[RecipeEntry] = Registry("recipe", "a registered recipe file")
     for plugin_name, paths in _call_each(loaded, "encoder_recipes_register_recipes"):

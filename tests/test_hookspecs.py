@@ -96,6 +96,24 @@ def test_the_engine_calls_every_hook_with_exactly_its_declared_arguments(write_p
             assert kwargs == declared, f"{name} called with {sorted(kwargs)}, but its spec declares {sorted(declared)}"
 
 
+def test_every_kind_in_the_table_has_its_register_hook_and_every_register_hook_a_kind():
+    from encoder_recipes.components.kinds import KINDS
+
+    register_hooks = {name for name in HOOKS if name.startswith("encoder_recipes_register_")}
+    assert {kind.hook for kind in KINDS.values()} == register_hooks - {"encoder_recipes_register_recipes"}
+
+
+def test_every_method_the_engine_calls_on_a_base_class_is_documented():
+    from encoder_recipes.components.kinds import KINDS
+    from encoder_recipes.docs import _engine_methods
+
+    for kind in KINDS.values():
+        methods = _engine_methods(kind.base)
+        assert methods, f"{kind.base.__name__} declares nothing for the engine to call"
+        for name, method in methods:
+            assert inspect.getdoc(method), f"{kind.base.__name__}.{name} has no docstring"
+
+
 def test_hook_reference_is_current():
     page = REPO / "docs" / "hooks.md"
     assert page.read_text(encoding="utf-8") == hooks_markdown(), (

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from encoder_recipes.components.kinds import Evaluator, Masking, Tokenizer
-from encoder_recipes.components.base import KINDS
+from encoder_recipes.components.kinds import KINDS, Evaluator, Masking, Tokenizer
 from encoder_recipes.plugin_manager import load_plugins
 from encoder_recipes.registry import build_registries
 from encoder_recipes.training.metrics import read_metrics

@@ -13,15 +13,6 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-KINDS: dict[str, str] = {
-    "tokenizer": "builds or loads the recipe's tokenizer (a PreTrainedTokenizerFast)",
-    "masking": "chooses MLM targets in a batch of token ids and corrupts the inputs",
-    "context": "gives a stage's sequence length at each step of the stage",
-    "lr_schedule": "gives the learning-rate multiplier at each step (a pure function of the clock)",
-    "evaluator": "scores a masked-LM checkpoint and returns named metrics",
-}
-
-
 class Params(BaseModel):
     """Base of every component's parameters: unknown keys are refused."""
 
