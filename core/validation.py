@@ -209,8 +209,8 @@ def _replace_refs(recipe: Recipe, refs: dict[tuple, ComponentRef]) -> Recipe:
 
 def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -> list[RecipeIssue]:
     """Rules that span fields: lengths fit the model, context does not shrink
-    unless allowed, mixtures name sources, stages named by schedules exist,
-    whole-word masking has a segmenter, required plugins are loaded."""
+    unless allowed, mixtures name sources, whole-word masking has a segmenter,
+    required plugins are loaded; then each component's own ``check``."""
     issues: list[RecipeIssue] = [
         _issue(raw, file, loc, f"must be a finite number, got {value}")
         for loc, value in _non_finite(recipe.model_dump(mode="python"))
@@ -223,11 +223,12 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
                                  f"loaded: {', '.join(sorted(loaded))}"))
     sources = {s.name for s in recipe.data.sources}
     stage_names = [s.name for s in recipe.stages]
+    resolved = ResolvedRecipe(recipe, file)
     previous_max = 0
     for i, stage in enumerate(recipe.stages):
         if stage.name in stage_names[:i]:
             issues.append(_issue(raw, file, ("stages", i, "name"), f"stage name {stage.name!r} is used twice"))
-        context = ResolvedRecipe(recipe, file).component(registries, "context", stage.context)
+        context = resolved.component(registries, "context", stage.context)
         lengths = context.lengths()
         longest = max(lengths)
         if longest > recipe.model.max_position_embeddings:
@@ -244,18 +245,16 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
             if key not in sources:
                 issues.append(_issue(raw, file, ("stages", i, "mixture", key),
                                      f"unknown data source {key!r}; sources: {', '.join(sorted(sources))}"))
-        decay_stage = stage.lr_schedule.params.get("decay_start_stage")
-        if decay_stage is not None and decay_stage not in stage_names:
-            issues.append(_issue(raw, file, ("stages", i, "lr_schedule", "decay_start_stage"),
-                                 f"no stage named {decay_stage!r}; stages: {', '.join(stage_names)}"))
-        masking_cls = registries.component("masking", stage.masking.name)
-        wanted = stage.masking.params.get("segmenter")
-        if getattr(masking_cls, "needs_words", False) and registries.word_segmenter(
-                recipe.metadata.language, wanted) is None:
+        masking = resolved.component(registries, "masking", stage.masking)
+        wanted = masking.segmenter_name() if masking.needs_words else None
+        if masking.needs_words and registries.word_segmenter(recipe.metadata.language, wanted) is None:
             which = f"the word segmenter {wanted!r}" if wanted else "a word segmenter"
-            issues.append(_issue(raw, file, ("stages", i, "masking", "segmenter" if wanted else "name"),
+            issues.append(_issue(raw, file, ("stages", i, "masking", "name"),
                                  f"{stage.masking.name!r} needs {which} for language "
                                  f"{recipe.metadata.language!r} and no installed plugin provides one"))
+    for loc, kind, ref in component_refs(recipe):  # what each component finds wrong with its use
+        for where, message in resolved.component(registries, kind, ref).check(recipe):
+            issues.append(_issue(raw, file, (*loc, *where), message))
     return issues
 
 

@@ -205,3 +205,13 @@ def test_an_outside_component_of_every_kind_trains_a_step(installed, tmp_path):
     assert evaluation["width/hidden_size"] == 32
     vocab = json.loads((out / "final" / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
     assert "[MASK]" in vocab and "w" in vocab  # the characters tokenizer built the run's tokenizer
+
+
+def test_at_smoke_scale_an_outside_component_answers_for_itself(installed):
+    """The base classes' defaults keep a plugin's components as they are; the engine reads none of their params."""
+    registries = build_registries(load_plugins(strict=True))
+    recipe = load_recipe("every-kind", scale="smoke", registries=registries).recipe
+    assert recipe.tokenizer.name == "characters"  # not swapped for a bpe because it has no vocab_size
+    stage = recipe.stages[0]
+    assert (stage.context.name, stage.context.params) == ("growing", {"seq_len": 32})
+    assert (stage.masking.name, stage.masking.params) == ("every_other", {"offset": 1})

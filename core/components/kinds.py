@@ -97,6 +97,13 @@ class Masking(Component):
         :param special_ids: the ids of every special token, so random replacements can avoid them.
         """
 
+    def segmenter_name(self) -> str | None:
+        """The particular word segmenter this masking asks the language's plugin for (None: its default).
+
+        Read only when :attr:`needs_words` is True.
+        """
+        return None
+
 
 class Tokenizer(Component):
     """Builds (trains) or loads the recipe's tokenizer."""
@@ -111,7 +118,15 @@ class Tokenizer(Component):
         :param vocab_size: target vocabulary (None: the component's own).
         :param language: the recipe's language.
         :param segmenter: the language's word segmenter, or None.
+
+        ``texts`` may be every training document of a full-scale run: stop
+        reading when you have enough (the built-ins' ``max_train_documents``).
         """
+
+    def planned_vocab_size(self) -> int | None:
+        """The vocabulary size :meth:`build` will give, when known beforehand (the plan counts
+        parameters with it); None when only building tells."""
+        return None
 
 
 class Evaluator(Component):

@@ -359,7 +359,7 @@ class Trainer:
     def _segmenter_for(self, masking):
         if not masking.needs_words:
             return None
-        name = getattr(masking.params, "segmenter", None)
+        name = masking.segmenter_name()
         return self.registries.word_segmenter(self.recipe.metadata.language, name) if name else self.segmenter
 
     def _checkpoint(self, stage: StagePlan, batches) -> None:
