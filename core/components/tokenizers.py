@@ -84,7 +84,10 @@ class TrainedTokenizerParams(Params):
         "inside the language's words during training",
     )
     round_to_multiple_of: int = Field(64, gt=0, description="the final vocabulary is rounded up to a multiple of this")
-    max_train_documents: int | None = Field(None, gt=0, description="train on at most this many documents")
+    max_train_documents: int | None = Field(
+        200_000, gt=0, description="documents read to train the tokenizer, taken in turn from each data source; "
+        "null: every training document"
+    )
 
 
 def _round_up(n: int, multiple: int) -> int:

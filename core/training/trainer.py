@@ -38,10 +38,6 @@ from encoder_recipes.training.distributed import Dist, close_distributed, init_d
 from encoder_recipes.training.metrics import MetricsLog, StageProgress, read_metrics
 from encoder_recipes.validation import ResolvedRecipe
 
-#: documents read from the training data to train a tokenizer when its params set no limit
-TOKENIZER_DOCUMENTS = 200_000
-
-
 class TrainingError(RuntimeError):
     """The run cannot go on; the message says why and what to do."""
 
@@ -166,8 +162,7 @@ class Trainer:
         if not (saved / "tokenizer.json").exists():
             if self.dist.main:
                 component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
-                limit = self.recipe.tokenizer.params.get("max_train_documents") or TOKENIZER_DOCUMENTS
-                tok = component.build(texts=self._tokenizer_texts(limit), vocab_size=None,
+                tok = component.build(texts=self._tokenizer_texts(), vocab_size=None,
                                       language=self.recipe.metadata.language, segmenter=self.segmenter)
                 # all or nothing: a kill while saving leaves only the temp folder, replaced next time
                 tmp = self.out / ".tmp-tokenizer"
@@ -178,14 +173,16 @@ class Trainer:
             self.dist.barrier()
         return AutoTokenizer.from_pretrained(saved)
 
-    def _tokenizer_texts(self, limit: int):
-        per_source = max(1, limit // len(self.recipe.data.sources))
-        for source in self.recipe.data.sources:
-            for i, text in enumerate(iter_documents(source, "train",
-                                                    validation_fraction=self.recipe.data.validation_fraction)):
-                if i >= per_source:
-                    break
-                yield text
+    def _tokenizer_texts(self):
+        """Training documents, one from each source in turn; the tokenizer reads as many as it wants."""
+        streams = [iter(iter_documents(source, "train", validation_fraction=self.recipe.data.validation_fraction))
+                   for source in self.recipe.data.sources]
+        while streams:
+            for stream in list(streams):
+                try:
+                    yield next(stream)
+                except StopIteration:
+                    streams.remove(stream)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         opt = self.recipe.optimizer
