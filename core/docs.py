@@ -67,6 +67,8 @@ def _fields_table(model: type[BaseModel]) -> list[str]:
     lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for name, field in model.model_fields.items():
         desc = (field.description or "").replace("|", "\\|")
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("identity") is False:
+            desc += " *(not in the recipe hash: changing it does not block `--resume`)*"
         lines.append(f"| `{name}` | `{_type(field)}` | {_default(field)} | {desc} |".replace("`None`", "`null`"))
     return lines
 

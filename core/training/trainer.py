@@ -31,6 +31,7 @@ from encoder_recipes.modeling.build import build_model, describe_attention_backe
 from encoder_recipes.modeling.export import export_model
 from encoder_recipes.plan import Plan, StagePlan, build_plan
 from encoder_recipes.registry import Registries
+from encoder_recipes.schema import identity
 from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
@@ -62,11 +63,9 @@ class RunOptions:
 
 
 def recipe_hash(resolved: ResolvedRecipe) -> str:
-    """Identity of what a run trains; logging and checkpoint cadence do not count."""
-    data = resolved.to_dict()
-    for key in ("log_every", "checkpoint_every", "keep_checkpoints", "evaluators"):
-        data.pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    """Identity of what a run trains: the schema marks the fields that do not count (``schema.identity``)."""
+    data = identity(resolved.recipe)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Trainer:
