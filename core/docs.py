@@ -28,6 +28,7 @@ SECTION_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("stages[].rope", schema.Rope),
     ("evaluators[]", schema.EvaluatorRef),
     ("scales.<name>", schema.ScaleRule),
+    ("encoder-recipes eval (not a recipe key)", schema.EvalDefaults),
 ]
 
 

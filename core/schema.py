@@ -214,6 +214,14 @@ class ScaleRule(Strict):
     overrides: dict[str, Any] = Field(default_factory=dict, description="key.path: value applied last")
 
 
+class EvalDefaults(Strict):
+    """What `encoder-recipes eval` evaluates a model directory at, where no training stage says."""
+
+    seq_len: int = Field(512, gt=0, description="length of the validation sequences (at most the model's maximum)")
+    packing: Literal["none", "naive", "best_fit"] = Field("none", description="one document per sequence, as in fine-tuning")
+    mask_rate: float = Field(0.15, gt=0, lt=1, description="token-level MLM rate (BERT's 15%)")
+
+
 class Recipe(Strict):
     metadata: Metadata
     extends: str | None = Field(None, description="a registered recipe name or a path, deep-merged under this one",

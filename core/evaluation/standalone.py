@@ -108,6 +108,7 @@ def evaluate_model_dir(
     from encoder_recipes.evaluation.context import EvalContext
     from encoder_recipes.evaluation.embeddings import max_positions
     from encoder_recipes.modeling.export import load_model
+    from encoder_recipes.schema import EvalDefaults
     from encoder_recipes.registry import default_registries
     from encoder_recipes.training.distributed import pick_device
 
@@ -118,11 +119,13 @@ def evaluate_model_dir(
     if not language:
         raise ValueError(f"{model_dir} has no model card naming its language; pass --language")
     torch_device = pick_device(device)
+    defaults = EvalDefaults()
     model = load_model(model_dir, trust_remote_code=trust_remote_code).to(torch_device).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     context = EvalContext(
         language=language, device=torch_device, documents=documents or _lazy_sample_documents(language),
-        seq_len=min(512, max_positions(model) or 512), segmenter=registries.word_segmenter(language),
+        seq_len=min(defaults.seq_len, max_positions(model) or defaults.seq_len),
+        segmenter=registries.word_segmenter(language),
         seed=seed, registries=registries,
     )
     results: dict[str, Any] = {}
