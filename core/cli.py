@@ -24,6 +24,8 @@ EXIT_INVALID = 2
 
 
 def _registries():
+    """The installed plugins' registries, loaded once: the CLI is where they are built (a composition
+    root); every command, here or in the module that owns it, gets them from here (``args.registries()``)."""
     from encoder_recipes.registry import default_registries
 
     return default_registries()
@@ -351,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides") or any(x.startswith("-") or "=" not in x for x in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*(args.overrides or []), *extra]
+    args.registries = _registries
     try:
         return args.func(args)
     except RecipeError as exc:

@@ -34,7 +34,7 @@ from encoder_recipes.recipe_files import (
     resolve_extends,
 )
 from encoder_recipes.schema import ComponentRef, EvaluatorRef, Recipe
-from encoder_recipes.registry import Registries, UnknownNameError, default_registries
+from encoder_recipes.registry import Registries, UnknownNameError
 
 EVALUATOR_SCHEDULE_KEYS = set(EvaluatorRef.model_fields) - {"name"}
 
@@ -95,10 +95,12 @@ def load_recipe(
     *,
     overrides: list[str] | tuple[str, ...] = (),
     scale: str | None = None,
-    registries: Registries | None = None,
+    registries: Registries,
 ) -> ResolvedRecipe:
-    """Read, resolve and validate a recipe; raise :class:`RecipeError` listing every issue."""
-    registries = registries or default_registries()
+    """Read, resolve and validate a recipe; raise :class:`RecipeError` listing every issue.
+
+    :param registries: the loaded plugins' registries, built by the caller (the CLI, a test fixture).
+    """
     path = recipe_path(str(ref), registries)
     raw = load_yaml_file(path)
     if not isinstance(raw, dict):

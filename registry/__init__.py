@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 from encoder_recipes.components.base import Component
 from encoder_recipes.components.kinds import KINDS
 from encoder_recipes.plugin_manager import LoadedPlugins, PluginFailure, load_plugins
+from encoder_recipes.recipe_files import RecipeError, read_recipe_name
 
 T = TypeVar("T")
 
@@ -188,8 +189,6 @@ def _call_each(loaded: LoadedPlugins, hook_name: str, **kwargs: Any) -> list[tup
 
 def build_registries(loaded: LoadedPlugins) -> Registries:
     """Collect every plugin's components and recipes into typed registries."""
-    from encoder_recipes.recipe_files import RecipeError, read_recipe_name  # late: avoids an import cycle
-
     components: dict[str, Registry[type[Component]]] = {}
     for kind in KINDS.values():
         reg: Registry[type[Component]] = Registry(kind.name, kind.description)
@@ -223,7 +222,11 @@ _DEFAULT: Registries | None = None
 
 
 def default_registries(refresh: bool = False) -> Registries:
-    """The registries of the installed plugins, loaded once per process."""
+    """The registries of the installed plugins, loaded once per process.
+
+    For composition roots only (the CLI, benchmarks, tests): the engine never
+    calls this; it is handed the registries it works with.
+    """
     global _DEFAULT
     if _DEFAULT is None or refresh:
         _DEFAULT = build_registries(load_plugins())
