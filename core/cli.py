@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from encoder_recipes import __version__
+from encoder_recipes.names import hint
 from encoder_recipes.recipe_files import RecipeError
 
 EXIT_INVALID = 2
@@ -175,7 +176,8 @@ def cmd_components(args: argparse.Namespace) -> int:
     reg = _registries()
     kinds = [args.kind] if args.kind else list(reg.components)
     if args.kind and args.kind not in reg.components:
-        print(f"unknown kind {args.kind!r}; known: {', '.join(reg.components)}", file=sys.stderr)
+        print(f"unknown kind {args.kind!r}{hint(args.kind, reg.components)}; known: {', '.join(reg.components)}",
+              file=sys.stderr)
         return EXIT_INVALID
     data = {kind: {name: {"plugin": reg.components[kind].owners[name], "summary": cls.summary(),
                           "params": cls.Params.model_json_schema()}

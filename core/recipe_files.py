@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from encoder_recipes.components.kinds import component_keys
+from encoder_recipes.names import field_path, hint
 
 Pos = tuple[str, int, int]  # file, line (1-based), column (1-based)
 
@@ -99,11 +100,7 @@ def _mark(file: str, mark: yaml.Mark) -> Pos:
 
 
 def _field(loc: tuple) -> str:
-    """``("stages", 0, "lr")`` → ``stages[0].lr``, the form validation errors use."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out if len(out) <= 80 else out[:77] + "..."  # a pathological nesting: the start says where
+    return field_path(loc, limit=80)
 
 
 class _Builder:
@@ -382,8 +379,6 @@ def apply_override(data: dict, parts: list[str], value: Any, text: str) -> None:
     """Set an existing key. Lists are indexed by position or by an item's ``name``.
     A key that does not exist is an error naming the keys that do.
     """
-    import difflib
-
     node: Any = data
     walked: list[str] = []
     for i, part in enumerate(parts):
@@ -400,10 +395,8 @@ def apply_override(data: dict, parts: list[str], value: Any, text: str) -> None:
             node = node[index]
         elif isinstance(node, dict):
             if part not in node:
-                close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ValueError(
-                    f"override {text!r}: no key {part!r} in {'.'.join(walked) or 'recipe'}{hint}; "
+                    f"override {text!r}: no key {part!r} in {'.'.join(walked) or 'recipe'}{hint(part, node)}; "
                     f"known: {', '.join(sorted(map(str, node)))}"
                 )
             if last:

@@ -12,7 +12,6 @@ line, column and field path (``stages[1].masking.rate``).
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from encoder_recipes.components.base import Component
 from encoder_recipes.components.kinds import KINDS
+from encoder_recipes.names import field_path, hint
 from encoder_recipes.recipe_files import (
     PosDict,
     RecipeError,
@@ -79,10 +79,8 @@ def recipe_path(ref: str, registries: Registries) -> Path:
     path = find_recipe(ref, registries)
     if path is None:
         known = registries.recipes.names()
-        close = difflib.get_close_matches(ref, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise RecipeError([RecipeIssue(ref, None, None, "",
-                                       f"no recipe file or registered recipe named {ref!r}{hint}; "
+                                       f"no recipe file or registered recipe named {ref!r}{hint(ref, known)}; "
                                        f"registered: {', '.join(known) or 'none'}")])
     return path
 
@@ -279,13 +277,6 @@ def _non_finite(data: Any, loc: tuple = ()) -> list[tuple[tuple, float]]:
 # --- error conversion ---------------------------------------------------------------
 
 
-def field_path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _issue(raw: Any, file: str, loc: tuple, message: str) -> RecipeIssue:
     pos = locate(raw, loc) if isinstance(raw, (dict, list)) else None
     return RecipeIssue(pos[0] if pos else file, pos[1] if pos else None, pos[2] if pos else None,
@@ -300,10 +291,8 @@ def _issues_from_validation(exc: ValidationError, raw: Any, file: str, model: ty
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             known = _fields_at(model, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             owner = f" for {what}" if what and len(loc) == 1 else ""
-            message = f"unknown key {loc[-1]!r}{owner}{hint}; known: {', '.join(known)}"
+            message = f"unknown key {loc[-1]!r}{owner}{hint(str(loc[-1]), known)}; known: {', '.join(known)}"
         elif err["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
         elif what:

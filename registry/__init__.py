@@ -10,13 +10,13 @@ is an error naming both plugins (never "last one wins").
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from encoder_recipes.components.base import Component
 from encoder_recipes.components.kinds import KINDS
+from encoder_recipes.names import did_you_mean
 from encoder_recipes.plugin_manager import LoadedPlugins, PluginFailure, load_plugins
 from encoder_recipes.recipe_files import RecipeError, read_recipe_name
 
@@ -45,11 +45,6 @@ class UnknownNameError(RegistryError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message
         return self.message
-
-
-def did_you_mean(name: str, known: list[str]) -> str | None:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return close[0] if close else None
 
 
 @dataclass
