@@ -3,7 +3,11 @@
 Every command that takes a recipe accepts a registered name or a path, and
 trailing ``key.path=value`` overrides (``stages.stage1.lr=1e-4``; list items
 by position or by name). Errors in recipes print one line per issue —
-``file:line:column: field: message`` — and exit with status 2.
+``file:line:column: field: message``.
+
+Exit status: 0 success; 1 ``diff`` found a difference, or a run or a data
+fetch failed; 2 an invalid recipe (``validate`` included) or invalid
+arguments (argparse's own status); 130 a run stopped by a signal.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             load_recipe(path, overrides=args.overrides, scale=args.scale, registries=_registries())
             print(f"{path}: ok")
         except RecipeError as exc:
-            status = 1
+            status = EXIT_INVALID
             for issue in exc.issues:
                 print(issue, file=sys.stderr)
     return status
