@@ -149,16 +149,9 @@ class Trainer:
         from transformers import AutoTokenizer
 
         saved = self.out / "tokenizer"
-        if self.dist.main and (saved / "tokenizer.json").exists():
-            try:
-                AutoTokenizer.from_pretrained(saved)
-            except Exception as exc:  # a run killed while saving it, before the atomic write below existed
-                if ckpt.list_checkpoints(self.out / "checkpoints"):
-                    raise TrainingError(f"the run's tokenizer {saved} cannot be loaded ({exc}), "
-                                        "and its checkpoints were trained with it") from None
-                shutil.rmtree(saved)  # no checkpoint used it: train it again
-        self.dist.barrier()  # every rank sees the folder as the main rank left it
-        if not (saved / "tokenizer.json").exists():
+        exists = (saved / "tokenizer.json").exists()
+        self.dist.barrier()  # every rank has looked before the main rank may write it
+        if not exists:
             if self.dist.main:
                 component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
                 tok = component.build(texts=self._tokenizer_texts(), vocab_size=None,
@@ -381,7 +374,7 @@ class Trainer:
             self._evaluate(self.plan.stage_at(self.step - 1), after_step=self.step)
 
     def _evaluate(self, stage: StagePlan, after_step: int) -> None:
-        """Run the recipe's evaluators that are due after this step (evaluators land with their own issue)."""
+        """Run the recipe's evaluators that are due after this step."""
         due = [ev for ev in self.recipe.evaluators
                if (ev.every_steps and after_step % ev.every_steps == 0)
                or (ev.at_stage_end and after_step == stage.start + stage.steps)]
