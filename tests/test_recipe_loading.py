@@ -196,3 +196,9 @@ def test_extends_replaces_a_component_that_changes_name(tmp_path, registries):
     recipe = load_recipe(str(child), registries=registries).recipe
     assert recipe.tokenizer.name == "bpe" and "path" not in recipe.tokenizer.params  # replaced, not merged
     assert recipe.stages[0].masking.name == "mlm" and recipe.stages[0].masking.params["rate"] == 0.2  # merged
+
+
+@pytest.mark.parametrize("spelling", ["ja_llmjp", "ja-llmjp", "JA_LLMJP"])
+def test_registered_names_normalise_underscores_and_dashes(registries, spelling):
+    assert load_recipe(spelling, registries=registries).recipe.metadata.name == "ja-llmjp"
+
