@@ -103,7 +103,8 @@ def load_recipe(
     raw = load_yaml_file(path)
     if not isinstance(raw, dict):
         raise RecipeError([RecipeIssue(str(path), 1, 1, "", "a recipe must be a mapping of keys to values")])
-    raw = resolve_extends(raw, str(path), lambda r, f: find_recipe(r, registries, f))
+    raw = resolve_extends(raw, str(path), lambda r, f: find_recipe(r, registries, f),
+                          known=registries.recipes.names())
     recipe = validate_data(raw, str(path), registries)
     resolved = ResolvedRecipe(recipe, str(path))
     if scale:

@@ -202,3 +202,13 @@ def test_extends_replaces_a_component_that_changes_name(tmp_path, registries):
 def test_registered_names_normalise_underscores_and_dashes(registries, spelling):
     assert load_recipe(spelling, registries=registries).recipe.metadata.name == "ja-llmjp"
 
+
+def test_extends_normalises_names_and_suggests_a_close_one(tmp_path, registries):
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: ja_llmjp\nmetadata: {name: child, language: ja}\n", encoding="utf-8")
+    assert load_recipe(str(child), registries=registries).recipe.stages[0].name == "stage1"
+    child.write_text("extends: ja_llmpj\nmetadata: {name: child, language: ja}\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"extends: no registered recipe or file named 'ja_llmpj' "
+                                          r"\(did you mean 'ja-llmjp'\?\); registered: "):
+        load_recipe(str(child), registries=registries)
+
