@@ -212,3 +212,19 @@ def test_extends_normalises_names_and_suggests_a_close_one(tmp_path, registries)
                                           r"\(did you mean 'ja-llmjp'\?\); registered: "):
         load_recipe(str(child), registries=registries)
 
+
+def test_a_new_stage_reports_its_unknown_component_with_its_missing_keys(tmp_path, registries):
+    child = tmp_path / "child.yaml"
+    child.write_text(textwrap.dedent("""\
+        extends: ja-llmjp
+        metadata: {name: child, language: ja}
+        stages:
+          - name: stage3
+            lr_schedule: {name: cosine_with_restarts}
+        """), encoding="utf-8")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(str(child), registries=registries)
+    messages = {(issue.field, issue.message.split(";")[0]) for issue in caught.value.issues}
+    assert ("stages[2].lr_schedule.name", "unknown lr_schedule 'cosine_with_restarts'") in messages
+    assert {("stages[2].context", "required key 'context' is missing"),
+            ("stages[2].masking", "required key 'masking' is missing")} <= messages
