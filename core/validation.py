@@ -33,10 +33,9 @@ from encoder_recipes.recipe_files import (
     parse_override,
     resolve_extends,
 )
-from encoder_recipes.schema import ComponentRef, EvaluatorRef, Recipe
+from encoder_recipes.schema import ComponentRef, Recipe
 from encoder_recipes.registry import Registries, UnknownNameError
 
-EVALUATOR_SCHEDULE_KEYS = set(EvaluatorRef.model_fields) - {"name"}
 
 
 @dataclass
@@ -54,8 +53,7 @@ class ResolvedRecipe:
     def component(self, registries: Registries, kind: str, ref: ComponentRef) -> Component:
         """Instantiate a resolved component reference."""
         cls = registries.component(kind, ref.name)
-        params = {k: v for k, v in ref.params.items() if not (kind == "evaluator" and k in EVALUATOR_SCHEDULE_KEYS)}
-        return cls(cls.Params(**params))
+        return cls(cls.Params(**ref.params))  # a reference's own schema fields (every_steps) are not params
 
 
 # --- finding recipe files --------------------------------------------------------
@@ -217,7 +215,7 @@ def _resolve_component(ref: ComponentRef, kind: str, loc: tuple, raw: Any, file:
     except UnknownNameError as exc:
         issues.append(_issue(raw, file, (*loc, "name"), exc.message))
         return None
-    schedule = {k: getattr(ref, k) for k in EVALUATOR_SCHEDULE_KEYS} if isinstance(ref, EvaluatorRef) else {}
+    schedule = {k: getattr(ref, k) for k in type(ref).model_fields if k != "name"}  # e.g. an evaluator's every_steps
     try:
         params = cls.Params.model_validate(ref.params)
     except ValidationError as exc:
