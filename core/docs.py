@@ -129,9 +129,12 @@ def kinds_markdown() -> list[str]:
         lines.append(f"| `{kind.name}` | `{kind.hook}` | {base} | {', '.join(slot(p) for p in kind.slots)} "
                      f"| {kind.description} |")
     lines.append("")
-    for kind in KINDS.values():
-        lines += [f"### `{kind.base.__name__}` ({kind.name})", ""]
-        for name, method in _engine_methods(kind.base):
+    from encoder_recipes.components.base import Component
+
+    bases = [(Component, "every kind"), *((kind.base, kind.name) for kind in KINDS.values())]
+    for base, what in bases:
+        lines += [f"### `{base.__name__}` ({what})", ""]
+        for name, method in _engine_methods(base):
             doc = (inspect.getdoc(method) or "").split("\n\n")[0].replace("\n", " ")
             abstract = " *(abstract)*" if getattr(method, "__isabstractmethod__", False) else ""
             signature = str(inspect.signature(method)).replace("'", "")
@@ -141,12 +144,14 @@ def kinds_markdown() -> list[str]:
 
 
 def _engine_methods(base: type) -> list[tuple[str, Any]]:
-    """The public methods a kind's base class declares beyond :class:`Component`'s own."""
+    """The public methods the engine calls that ``base`` declares (a kind's base class, or
+    :class:`Component` itself), leaving out what a kind inherits and ``summary`` (the CLI's)."""
     from encoder_recipes.components.base import Component
 
+    inherited = set() if base is Component else set(vars(Component))
     return [(name, member) for name, member in vars(base).items()
-            if not name.startswith("_") and callable(member) and not isinstance(member, type)
-            and name not in vars(Component)]
+            if not name.startswith("_") and callable(member) and not isinstance(member, (type, classmethod))
+            and name not in inherited]
 
 
 def hooks_markdown() -> str:
@@ -156,8 +161,34 @@ def hooks_markdown() -> str:
         "",
         "Generated from `core/hookspecs.py` by `python -m encoder_recipes.docs hooks`;",
         "`tests/test_hookspecs.py` fails when this page and the specs disagree.",
-        "Implement a hook with `@hookimpl` from `encoder_recipes.hookspecs`; the host calls hooks",
-        "with keyword arguments only, so an implementation may take fewer arguments than the spec.",
+        "Implement a hook with `@hookimpl` from `encoder_recipes.hookspecs`.",
+        "",
+        "## What a plugin may rely on",
+        "",
+        "The tests named in brackets hold these promises.",
+        "",
+        "- **One calling convention.** Every hook is called through pluggy's hook caller with keyword",
+        "  arguments, exactly the arguments its spec declares (`tests/test_hookspecs.py`). An",
+        "  implementation may take any subset of them, so a spec can grow without breaking it; an",
+        "  argument the spec does not declare is refused when the plugin is loaded.",
+        "- **Look-ups (`firstresult`).** The first non-None answer wins, in pluggy's order (the plugin",
+        "  loaded last is asked first). Answer None for a language or a name you do not know.",
+        "  A look-up may be asked more than once with the same arguments; it must not have side effects.",
+        "- **Register hooks** are called once per process, when the registries are built, and may",
+        "  return a list or None. A name claimed by two plugins is an error naming both.",
+        "- **Faults stay yours.** A plugin that fails to import, or raises inside a hook, is reported",
+        "  once by a warning naming the plugin, its distribution and the hook, and left out of that",
+        "  hook; the other plugins keep working (`tests/reliability/test_plugin_faults.py`).",
+        "  `ENCODER_RECIPES_STRICT_PLUGINS=1` turns that into an error.",
+        "- **Components.** A component subclasses its kind's base class below, sets `name` and a",
+        "  pydantic `Params` (unknown keys are refused; its defaults are the only defaults), and is",
+        "  built with validated params. The engine calls only the methods listed for its kind, with the",
+        "  arguments they declare (`tests/test_outside_plugin.py` trains a step with an outside plugin",
+        "  of every kind whose methods copy these signatures). Methods with a default on the base class",
+        "  (`scaled`, `check`, `segmenter_name`, `planned_vocab_size`) need overriding only when the",
+        "  default does not fit. The engine never reads a component's params by name.",
+        "- **Processes.** Maskings are sent to the data worker process by pickling: define components",
+        "  at module level in an importable module.",
         "",
     ]
     lines += kinds_markdown()

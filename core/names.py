@@ -1,8 +1,10 @@
-"""Names as people type them: a suggestion for a misspelt one, and field paths as errors print them."""
+"""Names as people type them: a suggestion for a misspelt one, recipe names spelt with ``_`` or ``-``,
+and field paths as errors print them."""
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -10,6 +12,11 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to ``name`` (difflib's ratio of at least 0.6), or None."""
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def normalise(name: str) -> str:
+    """A recipe name as packaging normalises a distribution name (PEP 503): ``ja_llmjp`` → ``ja-llmjp``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def hint(name: str, known: Iterable[str]) -> str:

@@ -323,9 +323,11 @@ def deep_merge(base: Any, over: Any) -> Any:
     return copy.deepcopy(over)
 
 
-def resolve_extends(data: Any, file: str, find: Any, _chain: tuple[str, ...] = ()) -> Any:
+def resolve_extends(data: Any, file: str, find: Any, _chain: tuple[str, ...] = (), *,
+                    known: Iterable[str] = ()) -> Any:
     """Follow ``extends:`` to the root and merge downwards. ``find(ref, from_file)``
-    returns the path of a parent given a registered name or a path.
+    returns the path of a parent given a registered name or a path; ``known``
+    are the registered names, for a suggestion when a parent cannot be found.
     A cycle, or a parent that cannot be found, is a located error.
     """
     if not isinstance(data, dict) or not data.get("extends"):
@@ -337,14 +339,16 @@ def resolve_extends(data: Any, file: str, find: Any, _chain: tuple[str, ...] = (
         raise RecipeError([RecipeIssue(file, line, col, "extends", "must be a recipe name or a path")])
     parent_path = find(ref, file)
     if parent_path is None:
+        known = list(known)
         raise RecipeError([RecipeIssue(file, line, col, "extends",
-                                       f"no registered recipe or file named {ref!r}")])
+                                       f"no registered recipe or file named {ref!r}{hint(ref, known)}; "
+                                       f"registered: {', '.join(sorted(known)) or 'none'}")])
     key = str(Path(parent_path).resolve())
     chain = (*_chain, str(Path(file).resolve()))
     if key in chain:
         names = " -> ".join([*chain, key])
         raise RecipeError([RecipeIssue(file, line, col, "extends", f"extends cycle: {names}")])
-    parent = resolve_extends(load_yaml_file(parent_path), str(parent_path), find, chain)
+    parent = resolve_extends(load_yaml_file(parent_path), str(parent_path), find, chain, known=known)
     child = PosDict(data)
     child.pos, child.origin = dict(data.pos), data.origin
     del child["extends"]

@@ -37,6 +37,7 @@ from encoder_recipes.schema import ComponentRef, Recipe
 from encoder_recipes.registry import Registries, UnknownNameError
 
 
+
 @dataclass
 class ResolvedRecipe:
     """A recipe after extends, validation, scale and overrides, with where it came from."""
@@ -52,7 +53,7 @@ class ResolvedRecipe:
     def component(self, registries: Registries, kind: str, ref: ComponentRef) -> Component:
         """Instantiate a resolved component reference."""
         cls = registries.component(kind, ref.name)
-        return cls(cls.Params(**ref.params))  # params are the reference's extra keys, never its schema fields
+        return cls(cls.Params(**ref.params))  # a reference's own schema fields (every_steps) are not params
 
 
 # --- finding recipe files --------------------------------------------------------
@@ -100,7 +101,8 @@ def load_recipe(
     raw = load_yaml_file(path)
     if not isinstance(raw, dict):
         raise RecipeError([RecipeIssue(str(path), 1, 1, "", "a recipe must be a mapping of keys to values")])
-    raw = resolve_extends(raw, str(path), lambda r, f: find_recipe(r, registries, f))
+    raw = resolve_extends(raw, str(path), lambda r, f: find_recipe(r, registries, f),
+                          known=registries.recipes.names())
     recipe = validate_data(raw, str(path), registries)
     resolved = ResolvedRecipe(recipe, str(path))
     if scale:
@@ -129,7 +131,9 @@ def validate_data(raw: Any, file: str, registries: Registries) -> Recipe:
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise RecipeError(_issues_from_validation(exc, raw, file, Recipe)) from None
+        # every error at once: unknown component names too, though the schema stopped short of them
+        raise RecipeError(_issues_from_validation(exc, raw, file, Recipe)
+                          + _unknown_components(raw, file, registries)) from None
     issues: list[RecipeIssue] = []
     resolved_refs: dict[tuple, ComponentRef] = {}
     for loc, kind, ref in component_refs(recipe):
@@ -153,6 +157,32 @@ def component_refs(recipe: Recipe) -> list[tuple[tuple, str, ComponentRef]]:
     refs = [(loc, kind.name, ref) for kind in KINDS.values() for slot in kind.slots
             for loc, ref in _expand(recipe, slot) if ref is not None]
     return sorted(refs, key=lambda found: _schema_order(found[0]))
+
+
+def _unknown_components(raw: Any, file: str, registries: Registries) -> list[RecipeIssue]:
+    """Component references in raw (not yet valid) recipe data that name no registered component."""
+    issues = []
+    for kind in KINDS.values():
+        for slot in kind.slots:
+            for loc, ref in _expand_raw(raw, slot):
+                name = ref.get("name") if isinstance(ref, dict) else None
+                if isinstance(name, str) and name not in registries.components[kind.name]:
+                    issues.append(_issue(raw, file, (*loc, "name"),
+                                         UnknownNameError(kind.name, name, registries.components[kind.name].names()).message))
+    return sorted(issues, key=lambda issue: (issue.line or 0, issue.column or 0))
+
+
+def _expand_raw(node: Any, slot: tuple[str, ...], loc: tuple = ()) -> list[tuple[tuple, Any]]:
+    """Like :func:`_expand`, over plain data that may lack keys or hold the wrong types."""
+    if not slot:
+        return [(loc, node)]
+    head, rest = slot[0], slot[1:]
+    if head == "*":
+        items = node if isinstance(node, list) else []
+        return [found for i, item in enumerate(items) for found in _expand_raw(item, rest, (*loc, i))]
+    if not isinstance(node, dict) or head not in node:
+        return []
+    return _expand_raw(node[head], rest, (*loc, head))
 
 
 def _expand(node: Any, slot: tuple[str, ...], loc: tuple = ()) -> list[tuple[tuple, Any]]:

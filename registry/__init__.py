@@ -10,13 +10,14 @@ is an error naming both plugins (never "last one wins").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from encoder_recipes.components.base import Component
 from encoder_recipes.components.kinds import KINDS
-from encoder_recipes.names import did_you_mean
+from encoder_recipes.names import did_you_mean, normalise
 from encoder_recipes.plugin_manager import LoadedPlugins, PluginFailure, load_plugins
 from encoder_recipes.recipe_files import RecipeError, read_recipe_name
 
@@ -49,22 +50,31 @@ class UnknownNameError(RegistryError, KeyError):
 
 @dataclass
 class Registry(Generic[T]):
-    """Name → entry for one kind, remembering which plugin gave each name."""
+    """Name → entry for one kind, remembering which plugin gave each name.
+
+    ``spelling`` maps a name to the key it is stored and found under: the
+    recipe registry normalises ``_`` and ``-`` as packaging does, so
+    ``ja_llmjp`` finds ``ja-llmjp`` and the two cannot both be registered.
+    """
 
     kind: str
     description: str
     entries: dict[str, T] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
+    spelling: Callable[[str], str] = str
+    _keys: dict[str, str] = field(default_factory=dict, repr=False)  # spelling(name) -> registered name
 
     def add(self, name: str, entry: T, plugin: str) -> None:
-        if name in self.entries:
-            raise DuplicateNameError(self.kind, name, self.owners[name], plugin)
+        key = self.spelling(name)
+        if key in self._keys:
+            raise DuplicateNameError(self.kind, name, self.owners[self._keys[key]], plugin)
+        self._keys[key] = name
         self.entries[name] = entry
         self.owners[name] = plugin
 
     def get(self, name: str) -> T:
         try:
-            return self.entries[name]
+            return self.entries[self._keys[self.spelling(name)]]
         except KeyError:
             raise UnknownNameError(self.kind, name, list(self.entries)) from None
 
@@ -72,7 +82,7 @@ class Registry(Generic[T]):
         return sorted(self.entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.entries
+        return isinstance(name, str) and self.spelling(name) in self._keys
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -198,7 +208,7 @@ def build_registries(loaded: LoadedPlugins) -> Registries:
                 reg.add(cls.name, cls, plugin_name)
         components[kind.name] = reg
 
-    recipes: Registry[RecipeEntry] = Registry("recipe", "a registered recipe file")
+    recipes: Registry[RecipeEntry] = Registry("recipe", "a registered recipe file", spelling=normalise)
     for plugin_name, paths in _call_each(loaded, "encoder_recipes_register_recipes"):
         for path in paths:
             path = Path(path)
