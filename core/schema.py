@@ -16,6 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: ``json_schema_extra`` of a field that does not change what a run trains: it is left out of
+#: :func:`identity` (the recipe hash), so changing it does not block ``--resume``
+NOT_IDENTITY: dict[str, Any] = {"identity": False}
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -52,10 +56,11 @@ class Source(Strict):
 class Metadata(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="registered name of the recipe")
     language: str = Field(description="ISO 639-1 code of the main language, e.g. 'ja'")
-    description: str = Field("", description="one line shown by `encoder-recipes list`")
-    sources: list[Source] = Field(default_factory=list)
+    description: str = Field("", description="one line shown by `encoder-recipes list`", json_schema_extra=NOT_IDENTITY)
+    sources: list[Source] = Field(default_factory=list, json_schema_extra=NOT_IDENTITY)
     requires: list[str] = Field(
-        default_factory=list, description="plugins (entry-point names) the recipe needs; validation checks they are loaded"
+        default_factory=list, description="plugins (entry-point names) the recipe needs; validation checks they are loaded",
+        json_schema_extra=NOT_IDENTITY,
     )
 
 
@@ -209,15 +214,24 @@ class ScaleRule(Strict):
     overrides: dict[str, Any] = Field(default_factory=dict, description="key.path: value applied last")
 
 
+class EvalDefaults(Strict):
+    """What `encoder-recipes eval` evaluates a model directory at, where no training stage says."""
+
+    seq_len: int = Field(512, gt=0, description="length of the validation sequences (at most the model's maximum)")
+    packing: Literal["none", "naive", "best_fit"] = Field("none", description="one document per sequence, as in fine-tuning")
+    mask_rate: float = Field(0.15, gt=0, lt=1, description="token-level MLM rate (BERT's 15%)")
+
+
 class Recipe(Strict):
     metadata: Metadata
-    extends: str | None = Field(None, description="a registered recipe name or a path, deep-merged under this one")
+    extends: str | None = Field(None, description="a registered recipe name or a path, deep-merged under this one",
+                                json_schema_extra=NOT_IDENTITY)
     model: ModelConfig = Field(default_factory=ModelConfig)
     tokenizer: ComponentRef
     data: Data
     optimizer: Optimizer = Field(default_factory=Optimizer)
     stages: list[Stage] = Field(min_length=1)
-    evaluators: list[EvaluatorRef] = Field(default_factory=list)
+    evaluators: list[EvaluatorRef] = Field(default_factory=list, json_schema_extra=NOT_IDENTITY)
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast on GPUs that support it, fp32 on CPU"
@@ -227,17 +241,43 @@ class Recipe(Strict):
     )
     compile: bool = Field(False, description="torch.compile the model")
     data_workers: int = Field(
-        1, ge=0, le=1, description="1: make batches in a worker process, ahead of the model; 0: in the training process"
+        1, ge=0, le=1, description="data worker processes per rank making batches ahead of the model: 1, or 0 to "
+        "make them in the training process. A count bounded to 1 for now: one worker keeps up with the model "
+        "(bench/RESULTS.md: +1% over the model alone) and keeps the stream's exact per-step state for checkpoints",
+        json_schema_extra=NOT_IDENTITY,
     )
-    prefetch: int = Field(4, gt=0, description="batches the data worker may make ahead")
+    prefetch: int = Field(4, gt=0, description="batches the data worker may make ahead", json_schema_extra=NOT_IDENTITY)
     on_nan: Literal["stop", "skip"] = Field(
         "stop", description="a non-finite loss: stop (naming the step and last good checkpoint) or skip the batch"
     )
     max_nan_skips: int = Field(100, ge=0, description="with on_nan: skip, stop after this many skipped batches")
-    log_every: int = Field(10, gt=0, description="steps between metrics.jsonl lines")
-    checkpoint_every: int = Field(1000, gt=0, description="steps between checkpoints (also at each stage end)")
-    keep_checkpoints: int = Field(2, gt=0, description="complete checkpoints kept on disk")
+    log_every: int = Field(10, gt=0, description="steps between metrics.jsonl lines", json_schema_extra=NOT_IDENTITY)
+    checkpoint_every: int = Field(1000, gt=0, description="steps between checkpoints (also at each stage end)",
+                                  json_schema_extra=NOT_IDENTITY)
+    keep_checkpoints: int = Field(2, gt=0, description="complete checkpoints kept on disk", json_schema_extra=NOT_IDENTITY)
     scales: dict[str, ScaleRule] = Field(
         default_factory=lambda: {"smoke": ScaleRule()},
         description="named offline scales; `--scale smoke` applies scales.smoke",
+        json_schema_extra=NOT_IDENTITY,
     )
+
+
+def identity(value: Any) -> Any:
+    """What of a recipe (or any part of it) decides what a run trains: its data without the
+    fields marked :data:`NOT_IDENTITY`. The recipe hash that guards ``--resume`` is taken over this."""
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        out = {name: identity(getattr(value, name)) for name, field in fields.items()
+               if not _marked(field)}
+        out.update({key: identity(extra) for key, extra in (value.model_extra or {}).items()})
+        return out
+    if isinstance(value, dict):
+        return {str(key): identity(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [identity(item) for item in value]
+    return value
+
+
+def _marked(field: Any) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and extra.get("identity") is False

@@ -14,12 +14,16 @@ reaches ``final_ratio`` at ``t = T``, one step after the last step trained.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from encoder_recipes.clock import Clock
+from encoder_recipes.components.base import Problem, Scaling
 from encoder_recipes.components.kinds import LRSchedule, ScheduledParams
+
+if TYPE_CHECKING:
+    from encoder_recipes.schema import Recipe
 
 __all__ = ["Constant", "LinearWarmupDecay", "WarmupStableDecay", "DampedCosine"]
 
@@ -28,6 +32,14 @@ class WarmupParams(ScheduledParams):
     """Params shared by every schedule with a linear warmup."""
 
     warmup_steps: int = Field(0, ge=0, description="steps of linear warmup from 0 to the peak LR")
+
+
+class _WarmupSchedule(LRSchedule):
+    """A schedule whose params start with :class:`WarmupParams`: the warmup shrinks with its span."""
+
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        return {**super().scaled(scaling),
+                "warmup_steps": scaling.steps(self.params.warmup_steps, self.params.scope)}
 
 
 def _warmup(t: int, warmup_steps: int) -> float | None:
@@ -49,7 +61,7 @@ class Constant(LRSchedule):
         return 1.0
 
 
-class LinearWarmupDecay(LRSchedule):
+class LinearWarmupDecay(_WarmupSchedule):
     """Linear warmup to the peak, then linear decay to final_ratio × peak at the end of the span.
 
     With ``final_ratio = 0`` this is transformers' ``get_linear_schedule_with_warmup``.
@@ -85,7 +97,7 @@ def _decay(shape: str, progress: float) -> float:
     raise ValueError(f"unknown decay shape {shape!r}; known: 1-sqrt, linear, cosine")
 
 
-class WarmupStableDecay(LRSchedule):
+class WarmupStableDecay(_WarmupSchedule):
     """Warmup–stable–decay (trapezoid): warm up, hold the peak, decay at the end.
 
     The decay starts either at the first step of the stage named
@@ -119,6 +131,13 @@ class WarmupStableDecay(LRSchedule):
                 raise ValueError("decay_start_stage names a stage of the run, so it needs scope: run")
             return self
 
+    def check(self, recipe: Recipe) -> list[Problem]:
+        stages = [stage.name for stage in recipe.stages]
+        wanted = self.params.decay_start_stage
+        if wanted is not None and wanted not in stages:
+            return [(("decay_start_stage",), f"no stage named {wanted!r}; stages: {', '.join(stages)}")]
+        return []
+
     def decay_start(self, clock: Clock) -> int:
         """The step (in the schedule's scope) at which the decay begins."""
         _, total = clock.position(self.params.scope)
@@ -147,7 +166,7 @@ class WarmupStableDecay(LRSchedule):
         return max(0.0, _decay(self.params.decay_shape, progress) * (1.0 - final) + final)
 
 
-class DampedCosine(LRSchedule):
+class DampedCosine(_WarmupSchedule):
     """Linear warmup, then a cosine decay whose amplitude is also damped exponentially.
 
     After warmup, with ``p`` the post-warmup progress in [0, 1]::

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from encoder_recipes.components.base import Params
+from encoder_recipes.components.base import Params, Scaling
 from encoder_recipes.components.kinds import Tokenizer as TokenizerComponent
 
 if TYPE_CHECKING:
@@ -84,7 +84,10 @@ class TrainedTokenizerParams(Params):
         "inside the language's words during training",
     )
     round_to_multiple_of: int = Field(64, gt=0, description="the final vocabulary is rounded up to a multiple of this")
-    max_train_documents: int | None = Field(None, gt=0, description="train on at most this many documents")
+    max_train_documents: int | None = Field(
+        200_000, gt=0, description="documents read to train the tokenizer, taken in turn from each data source; "
+        "null: every training document"
+    )
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -110,6 +113,14 @@ class _TrainedTokenizer(TokenizerComponent):
     """Training steps shared by BPE and Unigram; subclasses give the model and trainer."""
 
     Params: ClassVar[type[TrainedTokenizerParams]] = TrainedTokenizerParams
+
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        return {**super().scaled(scaling), "vocab_size": scaling.vocab_size}
+
+    def planned_vocab_size(self) -> int | None:
+        if self.params.vocab_size is None:
+            return None
+        return _round_up(self.params.vocab_size, self.params.round_to_multiple_of)
 
     def _model(self) -> models.Model:
         raise NotImplementedError
@@ -270,6 +281,10 @@ class Pretrained(TokenizerComponent):
 
     class Params(Params):
         path: str = Field(description="a folder holding a saved tokenizer, or a Hugging Face hub name")
+
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        # a hub tokenizer cannot be fetched offline: a small BPE is trained in its place
+        return {"name": BPE.name, "vocab_size": scaling.vocab_size}
 
     def build(
         self, *, texts: Any = None, vocab_size: int | None = None, language: str = "", segmenter: Any = None

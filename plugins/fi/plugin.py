@@ -21,9 +21,15 @@ def encoder_recipes_register_recipes() -> list[Path]:
 
 
 @hookimpl
-def encoder_recipes_word_segmenter(language: str) -> WordSegmenter | None:
-    """Whitespace words for "fi" (whole-word masking then groups the tokens of each word)."""
-    return WhitespaceSegmenter() if language == "fi" else None
+def encoder_recipes_word_segmenter(language: str, name: str | None) -> WordSegmenter | None:
+    """Whitespace words for "fi", by default or as ``name="whitespace"`` (whole-word masking then groups
+    the tokens of each word).
+
+    None for another language or another segmenter name.
+    """
+    if language != "fi" or name not in (None, WhitespaceSegmenter.name):
+        return None
+    return WhitespaceSegmenter()
 
 
 @hookimpl
