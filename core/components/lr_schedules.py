@@ -94,6 +94,14 @@ class WarmupStableDecay(LRSchedule):
     reaches ``final_ratio`` at the end of the span. Warmup is linear from 0
     (transformers' ``get_wsd_schedule`` warms up from ``min_lr_ratio``; the two
     agree when ``final_ratio`` is 0).
+
+    ``decay_origin_stage`` (scope ``run``) measures the decay's progress from
+    the start of an earlier stage instead of from the decay's own start, so
+    the decay opens part-way down its curve. The Finnish ModernBERTs' released
+    scheduler does this: its 1-sqrt decay counts progress from the start of the
+    context extension (85% of the run) but only begins at the annealing (97%),
+    so the LR opens at ``1 - sqrt(0.8)`` ≈ 0.106 of the peak
+    (rakseli/finnish-modernberts, src/training/sheduler.py lines 64-73).
     """
 
     name: ClassVar[str] = "wsd"
@@ -108,6 +116,11 @@ class WarmupStableDecay(LRSchedule):
         decay_fraction: float | None = Field(
             None, gt=0, le=1, description="the decay covers this last fraction of the span"
         )
+        decay_origin_stage: str | None = Field(
+            None,
+            description="the decay's progress is counted from the start of this stage, not from the decay's "
+            "start (scope: run; None: from the decay's start)",
+        )
         decay_shape: DecayShape = Field("1-sqrt", description="shape of the decay: 1-sqrt, linear or cosine")
         final_ratio: float = Field(0.0, ge=0, le=1, description="multiplier reached at the end of the span")
 
@@ -117,17 +130,22 @@ class WarmupStableDecay(LRSchedule):
                 raise ValueError("wsd needs exactly one of decay_start_stage or decay_fraction")
             if self.decay_start_stage is not None and self.scope != "run":
                 raise ValueError("decay_start_stage names a stage of the run, so it needs scope: run")
+            if self.decay_origin_stage is not None and self.scope != "run":
+                raise ValueError("decay_origin_stage names a stage of the run, so it needs scope: run")
             return self
+
+    @staticmethod
+    def _stage_start(clock: Clock, stage: str, key: str) -> int:
+        if stage not in clock.stage_starts:
+            known = ", ".join(clock.stage_starts) or "none"
+            raise ValueError(f"wsd {key} {stage!r} is not a stage of this run; stages: {known}")
+        return clock.stage_starts[stage]
 
     def decay_start(self, clock: Clock) -> int:
         """The step (in the schedule's scope) at which the decay begins."""
         _, total = clock.position(self.params.scope)
         if self.params.decay_start_stage is not None:
-            stage = self.params.decay_start_stage
-            if stage not in clock.stage_starts:
-                known = ", ".join(clock.stage_starts) or "none"
-                raise ValueError(f"wsd decay_start_stage {stage!r} is not a stage of this run; stages: {known}")
-            return clock.stage_starts[stage]
+            return self._stage_start(clock, self.params.decay_start_stage, "decay_start_stage")
         # round(): a fraction of a whole number of steps; never before warmup ends.
         decay_steps = round(self.params.decay_fraction * total)
         return max(self.params.warmup_steps, total - decay_steps)
@@ -143,7 +161,10 @@ class WarmupStableDecay(LRSchedule):
         final = self.params.final_ratio
         if t >= total:
             return final
-        progress = float(t - start) / float(max(1, total - start))
+        origin = start
+        if self.params.decay_origin_stage is not None:
+            origin = min(start, self._stage_start(clock, self.params.decay_origin_stage, "decay_origin_stage"))
+        progress = float(t - origin) / float(max(1, total - origin))
         return max(0.0, _decay(self.params.decay_shape, progress) * (1.0 - final) + final)
 
 
