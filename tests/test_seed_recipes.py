@@ -94,6 +94,10 @@ SEED_VALUES = [
     case(LLMJP, "model.num_hidden_layers", 22, "001 §2.1 ModernBERT-base"),
     case(LLMJP, "model.num_attention_heads", 12, "001 §2.1 ModernBERT-base"),
     case(LLMJP, "tokenizer.name", "pretrained", "001 §2.1 llm-jp-tokenizer v3"),
+    case(LLMJP, "stages.stage1.reset_optimizer", False, "schema default"),
+    case(LLMJP, "stages.stage2.reset_optimizer", True, "llm-jp train_main_extension.sh l. 31, 56 new AdamW"),
+    case(LLMJP, "evaluators.pppl.positions", 100, "001 §3.5, llm-jp pseudo_perplexity.py l. 146"),
+    case(LLMJP, "evaluators.alignment_uniformity.num_random", 2000, "001 §3.6 2,000 random pairs"),
     # --- ModernBERT-Ja-130M: 002 model card ------------------------------------------
     case(JA130, "model.vocab_size", 102_400, "002 Model Series vocabulary 102,400"),
     case(JA130, "model.hidden_size", 512, "002 Model Series Dim 512"),
