@@ -126,6 +126,17 @@ SEED_VALUES = [
     *[case(JA130, f"stages.{s}.masking.{k}", v, "002 80-10-10 rule")
       for s in ("pretraining", "ce_phase1", "ce_phase2")
       for k, v in (("mask_replace_prob", 0.8), ("random_replace_prob", 0.1))],
+    # values 002 leaves open, from ModernBERT-base's configs (branch pretraining_documentation)
+    case(JA130, "stages.pretraining.lr", 8e-4, "ModernBERT pretrain.yaml l. 106"),
+    case(JA130, "stages.pretraining.batch_size", 4608, "ModernBERT pretrain.yaml l. 117"),
+    case(JA130, "stages.ce_phase1.lr", 3e-4, "ModernBERT context-extension.yaml l. 109"),
+    case(JA130, "stages.ce_phase1.batch_size", 576, "ModernBERT context-extension.yaml l. 120"),
+    case(JA130, "stages.ce_phase2.lr", 3e-4, "ModernBERT learning-rate-decay.yaml l. 110"),
+    case(JA130, "stages.ce_phase2.lr_schedule.final_ratio", 0.001, "ModernBERT learning-rate-decay.yaml l. 104"),
+    case(JA130, "stages.ce_phase2.lr_schedule.decay_shape", "1-sqrt", "ModernBERT learning-rate-decay.yaml l. 103"),
+    case(JA130, "stages.pretraining.rope.global_theta", 10_000, "choice: ModernBERT pretrain.yaml l. 52"),
+    case(JA130, "stages.ce_phase1.rope.global_theta", 160_000, "002 Model Series; ModernBERT CE yaml l. 56"),
+    case(JA130, "stages.ce_phase2.rope.global_theta", 160_000, "002 Model Series global_rope_theta"),
     # --- Finnish ModernBERT: 003 -------------------------------------------------------
     case(FI, "metadata.language", "fi", "003 Finnish"),
     case(FI, "model.global_rope_theta", 1_000_000, "003 Method Summary rotary base 1,000,000"),
@@ -316,6 +327,13 @@ def test_llmjp_schedule_is_the_same_in_both_stages() -> None:
     r = recipe(LLMJP)
     assert pick(r, "stages.stage1.lr_schedule") == pick(r, "stages.stage2.lr_schedule")
     assert pick(r, "stages.stage1.masking") == pick(r, "stages.stage2.masking")
+
+
+def test_ja130m_borrowed_configs_link_the_branch_that_holds_them() -> None:
+    """ModernBERT's pre-training YAMLs live on the pretraining_documentation branch, not main."""
+    urls = [s.url for s in recipe(JA130).metadata.sources if "AnswerDotAI/ModernBERT" in (s.url or "")]
+    assert len(urls) == 3
+    assert all("/blob/pretraining_documentation/yamls/modernbert/modernbert-base-" in u for u in urls)
 
 
 def test_ja130m_head_dim_and_total_tokens() -> None:
