@@ -169,16 +169,22 @@ class WarmupStableDecay(LRSchedule):
 
 
 class DampedCosine(LRSchedule):
-    """Linear warmup, then a cosine decay whose amplitude is also damped exponentially.
+    """Linear warmup, then a cosine of ``cycles`` cycles whose peaks are damped exponentially.
 
-    After warmup, with ``p`` the post-warmup progress in [0, 1]::
+    After warmup, with ``p`` the post-warmup progress in [0, 1] and ``N`` = ``cycles``::
 
-        m(p) = final_ratio + (1 - final_ratio) · exp(-damping · p) · (1 + cos(π p)) / 2
+        peak(p) = final_ratio + (1 - final_ratio) · exp(-damping · p),  valley = final_ratio
+        m(p)    = (peak(p) + valley) / 2 + (peak(p) - valley) / 2 · cos(π (2N - 1) p)
 
-    The Chinese ModernBERT summary names a "damped cosine" learning rate without
-    giving a formula; this is our documented reading of it. With ``damping = 0``
-    it is transformers' ``get_cosine_schedule_with_warmup``; larger damping
-    drops the LR sooner while still ending at ``final_ratio``.
+    This is the outline secondary accounts give of the Chinese ModernBERT's
+    schedule (arXiv 2510.12285): the cosine ``cos(π(2N-1)p)`` runs ``N`` cycles
+    and ends in a valley, between a peak and a valley curve. Their exact peak
+    and valley curves are not in the text we have, so exponentially damped
+    peaks over a fixed valley at ``final_ratio`` are our reading. With
+    ``cycles = 1`` and ``damping = 0`` it is transformers'
+    ``get_cosine_schedule_with_warmup``; larger damping drops the LR sooner
+    while still ending at ``final_ratio``; ``cycles > 1`` restarts the LR
+    ``N - 1`` times, each restart lower than the last.
     """
 
     name: ClassVar[str] = "damped_cosine"
@@ -186,6 +192,7 @@ class DampedCosine(LRSchedule):
     class Params(WarmupParams):
         final_ratio: float = Field(0.0, ge=0, le=1, description="multiplier reached at the end of the span")
         damping: float = Field(1.0, ge=0, description="exponential damping rate of the cosine's amplitude")
+        cycles: int = Field(1, ge=1, description="cosine cycles N after warmup: cos(π(2N-1)p); 1: one monotone decay")
 
     def multiplier(self, clock: Clock) -> float:
         t, total = clock.position(self.params.scope)
@@ -194,5 +201,6 @@ class DampedCosine(LRSchedule):
         if ramp is not None:
             return ramp
         progress = min(1.0, float(t - w) / float(max(1, total - w)))
-        factor = 0.5 * (1.0 + math.cos(math.pi * progress)) * math.exp(-self.params.damping * progress)
+        phase = math.pi * (2 * self.params.cycles - 1) * progress
+        factor = 0.5 * (1.0 + math.cos(phase)) * math.exp(-self.params.damping * progress)
         return max(0.0, factor * (1.0 - final) + final)

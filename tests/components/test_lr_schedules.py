@@ -191,6 +191,22 @@ def test_damped_cosine_follows_its_formula():
     assert sched.multiplier(stage_clock(total, total)) == pytest.approx(0.1)
 
 
+def test_damped_cosine_with_cycles_restarts_lower_and_ends_in_the_valley():
+    sched = DampedCosine(warmup_steps=0, damping=1.0, final_ratio=0.1, cycles=2)
+    total = 30
+    values = [sched.multiplier(stage_clock(t, total)) for t in range(total + 1)]
+    for t, value in enumerate(values):
+        p = t / total
+        peak = 0.1 + 0.9 * math.exp(-p)
+        expected = (peak + 0.1) / 2 + (peak - 0.1) / 2 * math.cos(math.pi * 3 * p)
+        assert value == pytest.approx(expected, abs=1e-12)
+    assert values[10] == pytest.approx(0.1)  # p = 1/3: the first valley
+    assert values[20] == pytest.approx(0.1 + 0.9 * math.exp(-2 / 3))  # p = 2/3: a lower second peak
+    assert values[30] == pytest.approx(0.1)  # ends in the valley
+    one = DampedCosine(warmup_steps=0, damping=1.0, final_ratio=0.1)
+    assert one.multiplier(stage_clock(10, total)) > values[10]  # one cycle: still decaying at p = 1/3
+
+
 def test_stage_scope_restarts_each_stage():
     sched = LinearWarmupDecay(warmup_steps=2)
     assert sched.multiplier(run_clock(10)) == 0.0  # first step of stage "ext"
