@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from encoder_recipes.plan import build_plan
 from encoder_recipes.recipes import recipe_path
 from encoder_recipes.schema import ComponentRef, Recipe
 
@@ -180,6 +181,8 @@ SEED_VALUES = [
     case(ZH, "stages.stage2.tokens", 0.1e12, "004 Method Summary Stage II 0.1T"),
     case(ZH, "stages.stage1.lr_schedule.name", "damped_cosine", "004 Method Summary damped cosine"),
     case(ZH, "stages.stage2.lr_schedule.name", "damped_cosine", "004 Method Summary damped cosine"),
+    case(ZH, "stages.stage1.lr_schedule.cycles", 1, "choice: the outline's N"),
+    case(ZH, "stages.stage2.lr_schedule.cycles", 1, "choice: the outline's N"),
 ]
 
 
@@ -374,16 +377,24 @@ def test_finnish_wsd_is_one_schedule_over_the_run() -> None:
     assert len({s.lr for s in r.stages}) == 1  # one plateau: a trapezoid
 
 
-def test_chinese_mask_curriculum_goes_from_30_to_15_percent() -> None:
+def test_chinese_mask_curriculum_rises_over_warmup_then_falls_to_15_percent(registries) -> None:
+    """Paper §3.2: 15% -> 30% during warmup, then a linear decay to 15% (004 §3.2: "30% -> 15%")."""
     r = recipe(ZH)
+    plan = build_plan(r, registries)
+    warmup_end = pick(r, "stages.stage1.lr_schedule.warmup_steps") / plan.total_steps
     for stage in r.stages:
         masking = stage.masking.params
-        schedule = masking["schedule"]
+        schedule = [tuple(point) for point in masking["schedule"]]
         assert masking["scope"] == "run"
-        assert schedule[0] == [0.0, 0.30]  # 004 §3.2: starts at 30%
-        assert schedule[-1] == [1.0, 0.15]  # 004 §3.2: ends at 15%
-        rates = [rate for _, rate in schedule]
-        assert rates == sorted(rates, reverse=True)
+        assert schedule[0] == (0.0, 0.15)  # starts at 15%
+        (peak_at, peak), last = schedule[1], schedule[-1]
+        assert peak == 0.30 and peak_at == pytest.approx(warmup_end, abs=5e-6)  # 30% when warmup ends
+        assert last == (1.0, 0.15)  # back to 15% at the end of the run
+        assert len(schedule) == 3  # one rise, one straight fall
+
+
+def test_chinese_data_sources_are_the_three_the_abstract_names() -> None:
+    assert [s.name for s in recipe(ZH).data.sources] == ["cci3_hq", "cci4_zh", "cosmopedia_zh"]
 
 
 def test_chinese_vocab_and_stage_two_has_lower_lr() -> None:
