@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from encoder_recipes.registry import Registries
 
 #: The recipe a starter extends when no registered recipe is of its language:
-#: it trains its BPE tokenizer (byte fallback, metaspace) from the data, so it
+#: it trains its byte-level BPE tokenizer (NFC, no unknown bytes) from the data, so it
 #: suits any language, and every value in it is cited (docs/recipes/fi-modernbert.md).
 DEFAULT_EXTENDS = "fi-modernbert"
 

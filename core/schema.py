@@ -177,6 +177,10 @@ class Stage(Strict):
     mixture: dict[str, float] | None = Field(None, description="data mixture for this stage (default: data.mixture)")
     epochs: float | None = Field(None, gt=0, description="passes over the stage's data, where the source says so")
     allow_context_shrink: bool = Field(False, description="permit a shorter max length than the stage before")
+    reset_optimizer: bool = Field(
+        False, description="start the stage with fresh AdamW moments, as a new run from the previous stage's "
+        "weights would (false: the moments carry over)"
+    )
 
     @model_validator(mode="after")
     def _steps_or_tokens(self) -> Stage:

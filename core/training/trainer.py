@@ -209,6 +209,10 @@ class Trainer:
             masking = self.resolved.component(self.registries, "masking", spec.masking)
             schedule = self.resolved.component(self.registries, "lr_schedule", spec.lr_schedule)
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
+            if spec.reset_optimizer and self.step == stage.start:
+                # Only at the stage's first step: a resume inside the stage keeps the stage's own moments.
+                # An empty state makes AdamW initialise each parameter's moments (and step) afresh.
+                self.optimizer.state.clear()
             end = min(stage.start + stage.steps, last)
             batches = self._batches(stage, context, masking, end)
             try:

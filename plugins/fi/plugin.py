@@ -16,8 +16,8 @@ from encoder_recipes.recipes import recipe_path
 
 @hookimpl
 def encoder_recipes_register_recipes() -> list[Path]:
-    """The Finnish seed recipe: Finnish ModernBERT (stable, six-step context extension, annealing)."""
-    return [recipe_path("fi_modernbert.yaml")]
+    """The Finnish seed recipes: Finnish ModernBERT-large and -large-short (stable, six-step context extension, annealing)."""
+    return [recipe_path("fi_modernbert.yaml"), recipe_path("fi_modernbert_large_short.yaml")]
 
 
 @hookimpl

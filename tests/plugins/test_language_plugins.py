@@ -57,6 +57,7 @@ def test_plugins_register_their_recipes(loaded) -> None:
         "ja-llmjp": "ja",
         "ja-modernbert-ja": "ja",
         "fi-modernbert": "fi",
+        "fi-modernbert-large-short": "fi",
         "zh-modernbert-wwm": "zh",
     }
     for name in owners:
