@@ -23,7 +23,7 @@ SECTION_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("model", schema.ModelConfig),
     ("data", schema.Data),
     ("data.sources[]", schema.DataSource),
-    ("optimizer", schema.Optimizer),
+    ("optimizer", schema.OptimizerRef),
     ("stages[]", schema.Stage),
     ("stages[].rope", schema.Rope),
     ("evaluators[]", schema.EvaluatorRef),

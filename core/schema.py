@@ -1,7 +1,7 @@
 """The recipe schema: the single source of truth for a recipe's keys and defaults.
 
-Every model forbids unknown keys. Components (tokenizer, masking, context
-schedule, LR schedule, evaluators) appear here as :class:`ComponentRef` —
+Every model forbids unknown keys. Components (tokenizer, optimizer, masking,
+context schedule, LR schedule, evaluators) appear here as :class:`ComponentRef` —
 ``{name: ..., <params>}`` — and are checked against the registered
 component's own ``Params`` model by :mod:`encoder_recipes.validation`; those
 ``Params`` models hold the components' defaults.
@@ -137,14 +137,14 @@ class Data(Strict):
         return self
 
 
-class Optimizer(Strict):
-    """AdamW. Defaults are torch.optim.AdamW's, with gradient clipping at 1.0."""
+class OptimizerRef(ComponentRef):
+    """The optimizer, a registered component (`name` and its params), and the trainer's gradient clipping."""
 
-    name: Literal["adamw"] = "adamw"
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm; null: no clipping")
+    name: str = Field("adamw", description="registered name of the optimizer (`encoder-recipes components optimizer`)")
+    grad_clip: float | None = Field(
+        1.0, gt=0, description="max global grad norm, clipped by the trainer before each optimizer step (not an "
+        "optimizer param); null: no clipping",
+    )
 
 
 class Rope(Strict):
@@ -233,7 +233,7 @@ class Recipe(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     tokenizer: ComponentRef
     data: Data
-    optimizer: Optimizer = Field(default_factory=Optimizer)
+    optimizer: OptimizerRef = Field(default_factory=OptimizerRef, description="optimizer and gradient clipping")
     stages: list[Stage] = Field(min_length=1)
     evaluators: list[EvaluatorRef] = Field(default_factory=list, json_schema_extra=NOT_IDENTITY)
     seed: int = 0

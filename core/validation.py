@@ -215,13 +215,16 @@ def _resolve_component(ref: ComponentRef, kind: str, loc: tuple, raw: Any, file:
     except UnknownNameError as exc:
         issues.append(_issue(raw, file, (*loc, "name"), exc.message))
         return None
-    schedule = {k: getattr(ref, k) for k in type(ref).model_fields if k != "name"}  # e.g. an evaluator's every_steps
+    # fields the reference's schema declares (an evaluator's every_steps, the optimizer's grad_clip) are the
+    # host's settings, not the component's params: kept as they are
+    host = {k: getattr(ref, k) for k in type(ref).model_fields if k != "name"}
     try:
         params = cls.Params.model_validate(ref.params)
     except ValidationError as exc:
-        issues.extend(_issues_from_validation(exc, raw, file, cls.Params, prefix=loc, what=f"{kind} {ref.name!r}"))
+        issues.extend(_issues_from_validation(exc, raw, file, cls.Params, prefix=loc, what=f"{kind} {ref.name!r}",
+                                              also_known=tuple(host)))
         return None
-    return type(ref).model_validate({"name": ref.name, **schedule, **params.model_dump(mode="python")})
+    return type(ref).model_validate({"name": ref.name, **host, **params.model_dump(mode="python")})
 
 
 def _replace_refs(recipe: Recipe, refs: dict[tuple, ComponentRef]) -> Recipe:
@@ -311,13 +314,14 @@ def _issue(raw: Any, file: str, loc: tuple, message: str) -> RecipeIssue:
 
 
 def _issues_from_validation(exc: ValidationError, raw: Any, file: str, model: type[BaseModel],
-                            prefix: tuple = (), what: str = "") -> list[RecipeIssue]:
+                            prefix: tuple = (), what: str = "", also_known: tuple[str, ...] = ()) -> list[RecipeIssue]:
+    """``also_known``: keys valid beside ``model``'s own at its top level (a component reference's schema fields)."""
     issues = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            known = _fields_at(model, loc[:-1])
+            known = sorted(_fields_at(model, loc[:-1]) + (list(also_known) if len(loc) == 1 else []))
             owner = f" for {what}" if what and len(loc) == 1 else ""
             message = f"unknown key {loc[-1]!r}{owner}{hint(str(loc[-1]), known)}; known: {', '.join(known)}"
         elif err["type"] == "missing":

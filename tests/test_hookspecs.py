@@ -25,6 +25,7 @@ def test_there_are_hooks_for_each_kind_and_lookups():
         "encoder_recipes_register_context_schedules",
         "encoder_recipes_register_lr_schedules",
         "encoder_recipes_register_evaluators",
+        "encoder_recipes_register_optimizers",
         "encoder_recipes_register_recipes",
         "encoder_recipes_word_segmenter",
     } <= set(HOOKS)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from encoder_recipes.components.kinds import KINDS, Evaluator, Masking, Tokenizer
+from encoder_recipes.components.kinds import KINDS, Evaluator, Masking, Optimizer, Tokenizer
 from encoder_recipes.plugin_manager import load_plugins
 from encoder_recipes.registry import build_registries
+from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.metrics import read_metrics
 from encoder_recipes.training.trainer import RunOptions, train
 from encoder_recipes.validation import load_recipe
@@ -31,7 +32,7 @@ from pathlib import Path
 from pydantic import Field
 
 from encoder_recipes.components.base import Params
-from encoder_recipes.components.kinds import ContextSchedule, Evaluator, LRSchedule, Masking, Tokenizer
+from encoder_recipes.components.kinds import ContextSchedule, Evaluator, LRSchedule, Masking, Optimizer, Tokenizer
 from encoder_recipes.hookspecs import hookimpl
 
 SPECIALS = ["[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]"]
@@ -106,6 +107,18 @@ class Width(Evaluator):
         return {"hidden_size": model.config.hidden_size, "vocab": len(tokenizer)}
 
 
+class Momentum(Optimizer):
+    """SGD with momentum, decaying every parameter alike."""
+    name = "momentum"
+
+    class Params(Params):
+        momentum: float = Field(0.9, ge=0, lt=1)
+
+    def build{optimizer_build}:
+        import torch
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=self.params.momentum)
+
+
 @hookimpl
 def encoder_recipes_register_tokenizers():
     return [Characters]
@@ -127,6 +140,10 @@ def encoder_recipes_register_evaluators():
     return [Width]
 
 @hookimpl
+def encoder_recipes_register_optimizers():
+    return [Momentum]
+
+@hookimpl
 def encoder_recipes_register_recipes():
     return [Path(__file__).with_name("tplug_everykind.yaml")]
 '''
@@ -138,6 +155,7 @@ model: {{hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_atten
 tokenizer: {{name: characters}}
 data: {{sources: [{{name: text, paths: ["{corpus}"]}}], validation_fraction: 0.1}}
 evaluators: [{{name: width}}]
+optimizer: {{name: momentum, momentum: 0.5, grad_clip: null}}
 stages:
   - name: only
     context: {{name: growing, seq_len: 32}}
@@ -156,7 +174,7 @@ def _plugin_source() -> str:
     an argument the base class does not declare, this plugin breaks.
     """
     source = textwrap.dedent(PLUGIN)
-    for base, method in ((Tokenizer, "build"), (Masking, "mask"), (Evaluator, "evaluate")):
+    for base, method in ((Tokenizer, "build"), (Masking, "mask"), (Evaluator, "evaluate"), (Optimizer, "build")):
         signature = str(inspect.signature(getattr(base, method)))
         source = source.replace(f"{{{base.kind}_{method}}}", signature)
     return source
@@ -205,6 +223,9 @@ def test_an_outside_component_of_every_kind_trains_a_step(installed, tmp_path):
     assert evaluation["width/hidden_size"] == 32
     vocab = json.loads((out / "final" / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
     assert "[MASK]" in vocab and "w" in vocab  # the characters tokenizer built the run's tokenizer
+    (saved,) = ckpt.list_checkpoints(out / "checkpoints")
+    _, optimizer_state, _ = ckpt.load_checkpoint(saved)
+    assert [g["momentum"] for g in optimizer_state["param_groups"]] == [0.5]  # the momentum optimizer stepped
 
 
 def test_at_smoke_scale_an_outside_component_answers_for_itself(installed):

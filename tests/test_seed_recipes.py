@@ -78,7 +78,7 @@ SEED_VALUES = [
     case(LLMJP, "stages.stage1.lr_schedule.scope", "stage", "001 §2.3 stage 2 restarts from stage 1"),
     case(LLMJP, "stages.stage2.lr_schedule.scope", "stage", "001 §2.3 stage 2 restarts from stage 1"),
     case(LLMJP, "optimizer.name", "adamw", "001 Table 1 Optimizer AdamW"),
-    case(LLMJP, "optimizer.betas", (0.9, 0.98), "001 Table 1 Adam beta1 beta2"),
+    case(LLMJP, "optimizer.betas", [0.9, 0.98], "001 Table 1 Adam beta1 beta2"),  # a param as written: the schema alone does not know the component
     case(LLMJP, "optimizer.eps", 1e-6, "001 Table 1 Adam epsilon"),
     case(LLMJP, "optimizer.weight_decay", 1e-5, "001 Table 1 Weight decay"),
     case(LLMJP, "optimizer.grad_clip", 1.0, "001 Table 1 Gradient clip"),

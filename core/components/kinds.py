@@ -144,6 +144,27 @@ class Evaluator(Component):
         """
 
 
+class Optimizer(Component):
+    """Builds the torch optimizer that updates the model's weights."""
+
+    kind: ClassVar[str] = "optimizer"
+
+    @abstractmethod
+    def build(self, model: torch.nn.Module, *, lr: float) -> torch.optim.Optimizer:
+        """Return an optimizer over ``model``'s trainable parameters.
+
+        :param model: the model, on its training device, before DDP or ``torch.compile`` wrap it.
+        :param lr: the first stage's peak learning rate, the LR the optimizer is built with. The
+            engine sets every param group's ``lr`` before each step (stage peak × schedule), so
+            only what the optimizer keeps from it (StableAdamW's ``max_lr``) lasts.
+
+        Norm weights and biases take no weight decay:
+        :func:`~encoder_recipes.components.param_groups.weight_decay_groups` makes the groups by
+        parameter role. The groups must depend on the model alone, so that a checkpoint's
+        optimizer state loads back onto the same parameters.
+        """
+
+
 # --- the table of kinds ---------------------------------------------------------
 
 
@@ -179,6 +200,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          "gives the learning-rate multiplier at each step (a pure function of the clock)"),
     Kind("evaluator", "encoder_recipes_register_evaluators", Evaluator, (("evaluators", "*"),),
          "scores a masked-LM checkpoint and returns named metrics"),
+    Kind("optimizer", "encoder_recipes_register_optimizers", Optimizer, (("optimizer",),),
+         "builds the torch optimizer, with weight-decay groups by parameter role"),
 )}
 
 

@@ -177,13 +177,8 @@ class Trainer:
                     streams.remove(stream)
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        opt = self.recipe.optimizer
-        # weight decay on matrices only: norms and biases are left alone, as in BERT and ModernBERT
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": opt.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.recipe.stages[0].lr, betas=opt.betas, eps=opt.eps,
-                                 fused=self.device.type == "cuda")
+        optimizer = self.resolved.component(self.registries, "optimizer", self.recipe.optimizer)
+        return optimizer.build(self.model, lr=self.recipe.stages[0].lr)
 
     def _load(self, found: ckpt.Checkpoint) -> None:
         model_state, optimizer_state, state = ckpt.load_checkpoint(found, map_location=self.device)
