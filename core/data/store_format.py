@@ -152,15 +152,13 @@ def source_identity(source: Any, validation_fraction: float) -> dict[str, Any]:
 
 
 def describe_difference(kind: str, stored: Any, wanted: Any) -> str:
-    """A short account of the first keys that differ, for refusal messages."""
+    """The first key path where two identities differ, with both values, for refusal messages."""
     if isinstance(stored, dict) and isinstance(wanted, dict):
-        keys = sorted(set(stored) | set(wanted), key=str)
-        diffs = [k for k in keys if stored.get(k) != wanted.get(k)]
-        if diffs:
-            k = diffs[0]
-            return f"{kind}.{k}: the store has {json.dumps(stored.get(k), ensure_ascii=False, default=str)[:200]}, " \
-                   f"the recipe gives {json.dumps(wanted.get(k), ensure_ascii=False, default=str)[:200]}"
-    return f"{kind}: the store has {stored!r}, the recipe gives {wanted!r}"
+        for key in sorted(set(stored) | set(wanted), key=str):
+            if stored.get(key) != wanted.get(key):
+                return describe_difference(f"{kind}.{key}", stored.get(key), wanted.get(key))
+    show = lambda v: json.dumps(v, ensure_ascii=False, default=str)[:200]  # noqa: E731
+    return f"{kind}: the store has {show(stored)}, the recipe gives {show(wanted)}"
 
 
 # --- shards -----------------------------------------------------------------------------
