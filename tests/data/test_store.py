@@ -375,3 +375,44 @@ def test_two_gloo_processes_assemble_the_one_process_global_batch(prepared, tmp_
     whole = global_batches(resolved, out, tok, 1, steps_list(0, 4))
     assert [[list(map(list, (i, l))) + [d] for i, l, d in b] for b in whole] == \
         [[[r[0], r[1], r[2]] for r in b] for b in gathered]
+
+
+# --- the command and the run's entry points --------------------------------------------------
+
+
+def test_prepare_command_reports_the_store_and_refuses_other_data(prepared, corpus, tmp_path, capsys):
+    import shutil
+
+    from encoder_recipes.cli import main
+
+    resolved, _, out = prepared
+    copy = tmp_path / "store"
+    shutil.copytree(out, copy)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.format(corpus=corpus), encoding="utf-8")
+    assert main(["prepare", str(recipe), "--output", str(copy), "--workers", "1"]) == 0  # complete: nothing to do
+    printed = capsys.readouterr().out
+    documents = Store(copy).sources["a"].documents
+    assert f"a: {documents:,} documents" in printed and f"done: {copy}" in printed
+    (copy / "store.json").unlink()
+    assert main(["prepare", str(recipe), "--output", str(copy), "data.validation_fraction=0.2"]) == 1
+    assert "was started for other data" in capsys.readouterr().err
+
+
+def test_a_run_opens_the_store_and_reads_each_stage_on_from_the_last(prepared):
+    from encoder_recipes.data.store_run import open_for_run, stage_batches
+
+    resolved, registries, out = prepared
+    tok = tokenizer_of(out)
+    store = open_for_run(str(out), resolved, registries, tok)
+    masking = resolved.component(registries, "masking", resolved.recipe.stages[0].masking)
+    first = stage_batches(store, resolved, tok, stage_index=0, masking=masking, steps=steps_list(0, 2),
+                          rank=0, world=1, workers=0, prefetch=2)
+    list(_iterate(first, steps_list(0, 2)))
+    after = first.state_after(1)
+    second = stage_batches(store, resolved, tok, stage_index=0, masking=masking, steps=steps_list(2, 3, seq_len=128),
+                           rank=0, world=1, workers=0, prefetch=2, previous_stage_state=after)
+    assert second._planner.drawn == after["drawn"]  # the next stage starts at the next document
+    with pytest.raises(StoreTooSmall):
+        stage_batches(store, resolved, tok, stage_index=0, masking=masking, steps=steps_list(0, 100_000),
+                      rank=0, world=1, workers=0, prefetch=2)
