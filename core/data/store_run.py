@@ -32,13 +32,14 @@ def open_for_run(location: str, resolved: Any, registries: Any, tokenizer: Any) 
 def stage_batches(store: Store, resolved: Any, tokenizer: Any, *, stage_index: int, masking: Any,
                   steps: list[tuple[int, int, int, float]], rank: int, world: int, workers: int,
                   prefetch: int, state: dict[str, Any] | None = None,
-                  previous_stage_state: dict[str, Any] | None = None) -> StoreBatches:
+                  previous_stage_state: dict[str, Any] | None = None, mask_group: int = 1) -> StoreBatches:
     """This rank's batches for ``steps`` (``(step, batch_size, seq_len, rate)``) of one stage.
 
     :param state: the plan's state saved after the last step done in this
         stage (a resume inside the stage), or None.
     :param previous_stage_state: the previous stage's final plan state: this
         stage reads on from the documents it stopped at (a new packing starts).
+    :param mask_group: rows masked together (see :class:`StoreSpec`).
     """
     recipe = resolved.recipe
     spec_stage = recipe.stages[stage_index]
@@ -48,7 +49,7 @@ def stage_batches(store: Store, resolved: Any, tokenizer: Any, *, stage_index: i
         packing=spec_stage.packing, masking=masking, seed=recipe.seed, cls_id=tokenizer.cls_token_id,
         sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
         vocab_size=len(tokenizer), special_ids=list(tokenizer.all_special_ids), rank=rank, world=world,
-        passes=max(1, int(-(-epochs // 1))), state=state,
+        passes=max(1, int(-(-epochs // 1))), state=state, mask_group=mask_group,
     )
     if state is None and previous_stage_state is not None:
         planner = spec.planner(store)

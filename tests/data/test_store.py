@@ -93,13 +93,14 @@ def tokenizer_of(store_dir: Path):
 
 
 def spec_for(resolved, store_dir: Path, tokenizer, *, packing="best_fit", rank=0, world=1, state=None,
-             registries=None) -> StoreSpec:
+             registries=None, mask_group=1) -> StoreSpec:
     registries = registries or default_registries()
     masking = resolved.component(registries, "masking", resolved.recipe.stages[0].masking)
     return StoreSpec(store=str(store_dir), weights=resolved.recipe.data.mixture, mixture_seed=7, packing=packing,
                      masking=masking, seed=3, cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id,
                      pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
-                     special_ids=list(tokenizer.all_special_ids), rank=rank, world=world, state=state)
+                     special_ids=list(tokenizer.all_special_ids), rank=rank, world=world, state=state,
+                     mask_group=mask_group)
 
 
 # --- prepare ----------------------------------------------------------------------------
@@ -223,9 +224,10 @@ def steps_list(first: int, last: int, batch: int = 8, seq_len: int = 64):
     return [(s, batch, seq_len, 0.3) for s in range(first, last)]
 
 
-def global_batches(resolved, out, tok, world: int, steps, state=None, workers=0):
+def global_batches(resolved, out, tok, world: int, steps, state=None, workers=0, mask_group=1):
     """Each rank's batches of each step for `world` ranks, rows assembled in rank order."""
-    per_rank = [list(_iterate(StoreBatches(spec_for(resolved, out, tok, rank=r, world=world, state=state),
+    per_rank = [list(_iterate(StoreBatches(spec_for(resolved, out, tok, rank=r, world=world, state=state,
+                                                    mask_group=mask_group),
                                            steps, workers=workers), steps))
                 for r in range(world)]
     return [assemble([per_rank[r][i] for r in range(world)]) for i in range(len(steps))]
@@ -263,6 +265,17 @@ def test_ranks_read_only_their_rows_and_resume_on_another_world_size(prepared):
     list(_iterate(four, steps_list(0, 3)))
     state = four.state_after(2)
     assert global_batches(resolved, out, tok, 2, steps_list(3, 6), state=state) == whole[3:]
+
+
+def test_mask_groups_keep_the_batch_for_every_share_of_whole_groups(prepared):
+    resolved, _, out = prepared
+    tok = tokenizer_of(out)
+    steps = steps_list(0, 3)
+    whole = global_batches(resolved, out, tok, 1, steps, mask_group=4)
+    assert global_batches(resolved, out, tok, 2, steps, mask_group=4) == whole
+    assert whole != global_batches(resolved, out, tok, 1, steps)  # groups are drawn otherwise than rows
+    with pytest.raises(ValueError, match="not whole mask groups of 4 rows"):
+        global_batches(resolved, out, tok, 4, steps, mask_group=4)
 
 
 def test_masking_differs_between_rows_and_steps(prepared):
