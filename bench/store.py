@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", help="keep the stores here (default: a temporary folder)")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--steps", type=int, default=30, help="steps of 64 × 1,024 tokens per reading figure")
     parser.add_argument("--read-only", action="store_true", help="only the reading figures, from the zh store in --work")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)  # a data worker's setting: one core
         figures = [] if args.read_only else bench_prepare(work)
         zh = work / "zh_rjieba"
-        figures += [bench_read(zh, packing, group) for packing, group in
+        figures += [bench_read(zh, packing, group, steps=args.steps) for packing, group in
                     (("none", 1), ("none", 16), ("naive", 1), ("naive", 16), ("best_fit", 1), ("best_fit", 16))]
         load = os.getloadavg()[0]
         print(f"load average (1 min) at the end: {load:.2f}")
