@@ -250,6 +250,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from encoder_recipes.data.prepare import prepare_from_args
+
+    return prepare_from_args(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from encoder_recipes.training.run import run_from_args
 
@@ -339,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--output", help="folder for the PNG (default: RUN_DIR/plots)")
     p.set_defaults(func=cmd_plot)
+
+    p = recipe_cmd("prepare", "tokenise the recipe's data once into a sharded store for training", cmd_prepare)
+    p.add_argument("--output", help="store folder or object-store URL (default: stores/<recipe>[-<scale>])")
+    p.add_argument("--workers", type=int, help="tokenising processes (default: every core)")
+    p.add_argument("--overwrite", action="store_true", help="start the store afresh")
 
     p = recipe_cmd("run", "train: every stage of the recipe, with checkpoints and export", cmd_run)
     p.add_argument("--output", help="run directory (default: runs/<recipe>-<scale>)")

@@ -173,6 +173,13 @@ class Stage(Strict):
         "none", description="none: one document per sequence, truncated ('line by line'); "
         "naive: concatenate and cut; best_fit: bin-pack whole documents"
     )
+    document_isolation: bool = Field(
+        False, description="packed documents attend only within themselves: FlashAttention 2 varlen cu_seqlens, "
+        "a block-diagonal mask on SDPA/eager (off: they attend to each other, as in ModernBERT's own training)"
+    )
+    restart_positions: bool = Field(
+        False, description="with document_isolation: position ids restart at 0 in every packed document"
+    )
     rope: Rope = Field(default_factory=Rope)
     mixture: dict[str, float] | None = Field(None, description="data mixture for this stage (default: data.mixture)")
     epochs: float | None = Field(None, gt=0, description="passes over the stage's data, where the source says so")
@@ -186,6 +193,9 @@ class Stage(Strict):
     def _steps_or_tokens(self) -> Stage:
         if (self.steps is None) == (self.tokens is None):
             raise ValueError(f"stage {self.name!r} needs exactly one of steps or tokens")
+        if self.restart_positions and not self.document_isolation:
+            # restarting positions while documents still see each other would garble RoPE's relative positions
+            raise ValueError(f"stage {self.name!r}: restart_positions needs document_isolation: true")
         return self
 
 
