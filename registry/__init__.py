@@ -105,6 +105,7 @@ class Registries:
     recipes: Registry[RecipeEntry]
     #: (plugin, hook) pairs that raised once: reported then, skipped since
     broken: set[tuple[str, str]] = field(default_factory=set)
+    _sample_corpora: Registry | None = field(default=None, repr=False)
 
     def component(self, kind: str, name: str) -> type[Component]:
         return self.components[kind].get(name)
@@ -112,6 +113,17 @@ class Registries:
     @property
     def hook(self):
         return self.loaded.pm.hook
+
+    @property
+    def sample_corpora(self) -> Registry:
+        """The offline sample corpora the plugins register, by name (collected on first use)."""
+        if self._sample_corpora is None:
+            corpora: Registry = Registry("sample corpus", "an offline sample corpus (encoder-recipes data samples)")
+            for plugin_name, items in _call_each(self.loaded, "encoder_recipes_register_sample_corpora"):
+                for corpus in items:
+                    corpora.add(corpus.name, corpus, plugin_name)
+            self._sample_corpora = corpora
+        return self._sample_corpora
 
     def word_segmenter(self, language: str, name: str | None = None):
         """The first segmenter a plugin offers (pluggy's ``firstresult`` order), or None."""
@@ -151,7 +163,7 @@ class Registries:
     def contributions(self, plugin: str) -> dict[str, list[str]]:
         """Names each registry holds from ``plugin``, by kind (for ``encoder-recipes plugins``)."""
         out: dict[str, list[str]] = {}
-        for kind, reg in {**self.components, "recipe": self.recipes}.items():
+        for kind, reg in {**self.components, "recipe": self.recipes, "sample corpus": self.sample_corpora}.items():
             names = sorted(n for n, owner in reg.owners.items() if owner == plugin)
             if names:
                 out[kind] = names
