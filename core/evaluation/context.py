@@ -28,6 +28,8 @@ class EvalContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     #: validation documents, a fresh iterator per call
     documents: Callable[[], Iterator[str]] | None = None
+    #: training documents, a fresh iterator per call (the mlm evaluator's unigram baseline counts them)
+    train_documents: Callable[[], Iterator[str]] | None = None
     seq_len: int = 512
     packing: str = "none"
     masking: Any = None  #: a Masking component (None: token-level MLM at ``mask_rate``)
