@@ -34,12 +34,19 @@ def summarize(trainer: Any, model_dir: Path, seconds: float) -> dict[str, Any]:
         if record.get("event") == "eval" and record.get("step") == step and "mlm/loss" in record:
             mlm = {k.removeprefix("mlm/"): v for k, v in record.items() if k.startswith("mlm/")}
     if not mlm:
-        mlm = _evaluate_mlm(trainer)
+        try:
+            mlm = _evaluate_mlm(trainer)
+        except ValueError:  # no validation text (e.g. validation_fraction 0): the summary goes without
+            mlm = {}
     probes = trainer.registries.fill_mask_probes(trainer.recipe.metadata.language)[:SUMMARY_PROBES]
     rows = []
     if probes:
         trainer.model.eval()
-        _, scored = score_probes(trainer.model, trainer.tokenizer, probes, k=SUMMARY_TOP_K, device=trainer.device)
+        try:
+            _, scored = score_probes(trainer.model, trainer.tokenizer, probes, k=SUMMARY_TOP_K,
+                                     device=trainer.device)
+        except ValueError:  # a probe this tokenizer cannot hold one mask in; the fill_mask evaluator says which
+            scored = []
         rows = [{"text": r["text"], "answers": r["answers"], "predictions": r["predictions"], "rank": r["rank"]}
                 for r in scored]
     return {
