@@ -161,7 +161,7 @@ def new_plugin(
     extends: str | None = None,
     plugin_name: str | None = None,
     force: bool = False,
-    registries: Registries | None = None,
+    registries: Registries,
     unspaced: bool | None = None,
 ) -> Path:
     """Write the package ``encoder-recipes-LANG`` under ``dest`` and return its folder.
@@ -175,16 +175,14 @@ def new_plugin(
     :param plugin_name: the entry-point name (default ``LANG``); it must not be taken
         by another installed distribution.
     :param force: overwrite the files of an existing package folder.
-    :param registries: where ``extends`` is looked up (default: the installed plugins).
+    :param registries: where ``extends`` is looked up (the installed plugins' registries).
     :param unspaced: the language is written without spaces between words, so the
         starter segmenter makes each character a word (default: what the
         registered sample corpus of ``lang`` says, else spaced).
     """
     from encoder_recipes.data.samples import corpus_for_language
-    from encoder_recipes.registry import default_registries
 
     names = plugin_names(lang, dist_name, plugin_name)
-    registries = registries or default_registries()
     _check_plugin_name_free(names)
     parent = extends or default_extends(lang, registries)
     parent_recipe = _parent_recipe(parent, lang, registries)
@@ -327,7 +325,8 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     """``encoder-recipes new-plugin``: write the package and say what to do next."""
     try:
         root = new_plugin(args.lang, dest=Path(args.dest), dist_name=args.dist_name, extends=args.extends,
-                          plugin_name=args.plugin_name, force=args.force, unspaced=args.unspaced)
+                          plugin_name=args.plugin_name, force=args.force, registries=args.registries(),
+                          unspaced=args.unspaced)
     except ScaffoldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

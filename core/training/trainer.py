@@ -31,6 +31,7 @@ from encoder_recipes.modeling.build import build_model, describe_attention_backe
 from encoder_recipes.modeling.export import export_model
 from encoder_recipes.plan import Plan, StagePlan, build_plan
 from encoder_recipes.registry import Registries
+from encoder_recipes.schema import identity
 from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
@@ -38,10 +39,6 @@ from encoder_recipes.training.distributed import Dist, close_distributed, init_d
 from encoder_recipes.training.metrics import MetricsLog, StageProgress, read_metrics
 from encoder_recipes.training.summary import summarize
 from encoder_recipes.validation import ResolvedRecipe
-
-#: documents read from the training data to train a tokenizer when its params set no limit
-TOKENIZER_DOCUMENTS = 200_000
-
 
 class TrainingError(RuntimeError):
     """The run cannot go on; the message says why and what to do."""
@@ -67,11 +64,9 @@ class RunOptions:
 
 
 def recipe_hash(resolved: ResolvedRecipe) -> str:
-    """Identity of what a run trains; logging and checkpoint cadence do not count."""
-    data = resolved.to_dict()
-    for key in ("log_every", "checkpoint_every", "keep_checkpoints", "evaluators"):
-        data.pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    """Identity of what a run trains: the schema marks the fields that do not count (``schema.identity``)."""
+    data = identity(resolved.recipe)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Trainer:
@@ -156,20 +151,12 @@ class Trainer:
         from transformers import AutoTokenizer
 
         saved = self.out / "tokenizer"
-        if self.dist.main and (saved / "tokenizer.json").exists():
-            try:
-                AutoTokenizer.from_pretrained(saved)
-            except Exception as exc:  # a run killed while saving it, before the atomic write below existed
-                if ckpt.list_checkpoints(self.out / "checkpoints"):
-                    raise TrainingError(f"the run's tokenizer {saved} cannot be loaded ({exc}), "
-                                        "and its checkpoints were trained with it") from None
-                shutil.rmtree(saved)  # no checkpoint used it: train it again
-        self.dist.barrier()  # every rank sees the folder as the main rank left it
-        if not (saved / "tokenizer.json").exists():
+        exists = (saved / "tokenizer.json").exists()
+        self.dist.barrier()  # every rank has looked before the main rank may write it
+        if not exists:
             if self.dist.main:
                 component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
-                limit = self.recipe.tokenizer.params.get("max_train_documents") or TOKENIZER_DOCUMENTS
-                tok = component.build(texts=self._tokenizer_texts(limit), vocab_size=None,
+                tok = component.build(texts=self._tokenizer_texts(), vocab_size=None,
                                       language=self.recipe.metadata.language, segmenter=self.segmenter)
                 # all or nothing: a kill while saving leaves only the temp folder, replaced next time
                 tmp = self.out / ".tmp-tokenizer"
@@ -180,23 +167,20 @@ class Trainer:
             self.dist.barrier()
         return AutoTokenizer.from_pretrained(saved)
 
-    def _tokenizer_texts(self, limit: int):
-        per_source = max(1, limit // len(self.recipe.data.sources))
-        for source in self.recipe.data.sources:
-            for i, text in enumerate(iter_documents(source, "train",
-                                                    validation_fraction=self.recipe.data.validation_fraction)):
-                if i >= per_source:
-                    break
-                yield text
+    def _tokenizer_texts(self):
+        """Training documents, one from each source in turn; the tokenizer reads as many as it wants."""
+        streams = [iter(iter_documents(source, "train", validation_fraction=self.recipe.data.validation_fraction))
+                   for source in self.recipe.data.sources]
+        while streams:
+            for stream in list(streams):
+                try:
+                    yield next(stream)
+                except StopIteration:
+                    streams.remove(stream)
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        opt = self.recipe.optimizer
-        # weight decay on matrices only: norms and biases are left alone, as in BERT and ModernBERT
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": opt.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.recipe.stages[0].lr, betas=opt.betas, eps=opt.eps,
-                                 fused=self.device.type == "cuda")
+        optimizer = self.resolved.component(self.registries, "optimizer", self.recipe.optimizer)
+        return optimizer.build(self.model, lr=self.recipe.stages[0].lr)
 
     def _load(self, found: ckpt.Checkpoint) -> None:
         model_state, optimizer_state, state = ckpt.load_checkpoint(found, map_location=self.device)
@@ -227,6 +211,10 @@ class Trainer:
             masking = self.resolved.component(self.registries, "masking", spec.masking)
             schedule = self.resolved.component(self.registries, "lr_schedule", spec.lr_schedule)
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
+            if spec.reset_optimizer and self.step == stage.start:
+                # Only at the stage's first step: a resume inside the stage keeps the stage's own moments.
+                # An empty state makes AdamW initialise each parameter's moments (and step) afresh.
+                self.optimizer.state.clear()
             end = min(stage.start + stage.steps, last)
             batches = self._batches(stage, context, masking, end)
             try:
@@ -361,7 +349,7 @@ class Trainer:
     def _segmenter_for(self, masking):
         if not masking.needs_words:
             return None
-        name = getattr(masking.params, "segmenter", None)
+        name = masking.segmenter_name()
         return self.registries.word_segmenter(self.recipe.metadata.language, name) if name else self.segmenter
 
     def _checkpoint(self, stage: StagePlan, batches) -> None:
@@ -387,7 +375,7 @@ class Trainer:
             self._evaluate(self.plan.stage_at(self.step - 1), after_step=self.step)
 
     def _evaluate(self, stage: StagePlan, after_step: int) -> None:
-        """Run the recipe's evaluators that are due after this step (evaluators land with their own issue)."""
+        """Run the recipe's evaluators that are due after this step."""
         due = [ev for ev in self.recipe.evaluators
                if (ev.every_steps and after_step % ev.every_steps == 0)
                or (ev.at_stage_end and after_step == stage.start + stage.steps)]
