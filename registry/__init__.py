@@ -232,7 +232,9 @@ def build_registries(loaded: LoadedPlugins) -> Registries:
                                                     "encoder_recipes_register_recipes", str(exc)))
                 continue
             recipes.add(name, RecipeEntry(name, path, plugin_name), plugin_name)
-    return Registries(loaded, components, recipes)
+    registries = Registries(loaded, components, recipes)
+    registries.sample_corpora  # collected now, like the other registrations: a duplicate name fails here
+    return registries
 
 
 _DEFAULT: Registries | None = None
