@@ -204,7 +204,12 @@ class ScaleRule(Strict):
 
     seq_len_divisor: int = Field(8, gt=0, description="every sequence length is divided by this")
     min_seq_len: int = Field(64, gt=0)
-    total_steps: int = Field(400, gt=0, description="steps over all stages, split in proportion to full-scale steps")
+    total_tokens: int = Field(
+        4_000_000, gt=0,
+        description="token positions (batch × sequence length, padding included) over all stages: each stage gets "
+        "the share of them its full-scale tokens have, so its steps = share / (batch × its scaled length); a "
+        "1,024-token step costs 8 of a 128-token one, so steps are not shared by full-scale step counts",
+    )
     min_stage_steps: int = Field(10, gt=0)
     batch_size: int = Field(16, gt=0, description="global batch size in sequences, every stage")
     vocab_size: int = Field(4096, gt=0, description="tokenizer vocabulary trained for this scale")
