@@ -130,3 +130,30 @@ def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
     micro = pick_micro_batch(share=share, seq_len=seq_len, per_token=per_token, static=static, memory=memory)
     return MicroBatch(micro, share, seq_len, estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token,
                                                             static=static), memory)
+
+
+def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
+    """What ``plan --gpus N --gpu NAME`` prints: each stage's micro-batch and estimated peak on that GPU."""
+    if gpu not in GPU_MEMORY:
+        raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPU_MEMORY)}")
+    memory = GPU_MEMORY[gpu]
+    vocab = recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+    lines = [f"on {gpus} × {gpu} ({memory / 1e9:.0f} GB), bf16, SDPA"
+             + (", activation checkpointing" if recipe.activation_checkpointing else "") + ":"]
+    for stage in plan.stages:
+        chosen = recipe.stages[stage.index].micro_batch_size
+        if stage.batch_size % gpus:
+            lines.append(f"  {stage.name}: batch {stage.batch_size} does not divide over {gpus} GPUs")
+            continue
+        auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab)
+        micro = auto.share if chosen is None else auto.micro if chosen == "auto" else min(chosen, auto.share)
+        shape = shape_of(recipe.model, vocab)
+        per_token = activation_bytes_per_token(
+            shape, seq_len=auto.seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end),
+            checkpointing=recipe.activation_checkpointing)
+        peak = estimated_peak(micro=micro, seq_len=auto.seq_len, per_token=per_token, static=static_bytes(shape))
+        verdict = "fits" if peak <= memory * USABLE else "DOES NOT FIT"
+        lines.append(f"  {stage.name}: {auto.share} sequences × {auto.seq_len} per GPU → micro-batch {micro} "
+                     f"({'auto' if chosen == 'auto' else chosen or 'whole share'}), "
+                     f"{math.ceil(auto.share / micro)} per step, estimated peak {peak / 1e9:.1f} GB: {verdict}")
+    return lines
