@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from encoder_recipes.components.masking import TokenMasking
 from encoder_recipes.components.tokenizers import BPE
@@ -66,3 +67,23 @@ def test_worker_state_for_each_step_is_the_in_process_state_after_that_step(long
         batches.close()
     wrong = [step for step, (a, b) in enumerate(zip(expected, got)) if a != b]
     assert wrong == [], f"{packing}: the worker's state differs from the in-process one after steps {wrong}"
+
+
+@pytest.mark.parametrize("packing", ["none", "naive", "best_fit"])
+def test_batches_carry_each_rows_document_lengths(long_documents, packing):
+    source, tokenizer = long_documents
+    maker = spec(source, tokenizer, packing).build()
+    batch = maker.next(step=0, batch_size=BATCH, seq_len=SEQ_LEN, rate=0.3)
+    rows = batch.attention_mask.sum(1).tolist()
+    assert [sum(lengths) for lengths in batch.doc_lengths] == rows
+    assert max(len(lengths) for lengths in batch.doc_lengths) > (1 if packing != "none" else 0)
+    for row, lengths in enumerate(batch.doc_lengths):
+        ends = torch.tensor(lengths).cumsum(0) - 1
+        if packing == "naive":  # the row's last document may go on in the next row, without its [SEP] yet
+            ends = ends[:-1]
+        # each document's segment closes with [SEP] (special tokens are never masked)
+        assert (batch.input_ids[row, ends] == tokenizer.sep_token_id).all(), (row, lengths)
+    part = batch.slice(4, 8)
+    assert part.doc_lengths == batch.doc_lengths[4:8]
+    cu = part.cu_seqlens()
+    assert cu[0] == 0 and cu[-1] == part.tokens and cu.dtype == torch.int32
