@@ -173,7 +173,7 @@ def _pipeline(cfg: dict[str, Any]) -> dict[str, Any]:
     segmenter = None
     if cfg["masking"] == "whole_word":
         # pluggy's own call of the look-up hook passes ``name`` to the plugins that take it
-        segmenter = default_registries().hook.encoder_recipes_word_segmenter(language=lang, name=cfg["segmenter"])
+        segmenter = default_registries().word_segmenter(lang, cfg["segmenter"])
         if segmenter is None or (cfg["segmenter"] and segmenter.name != cfg["segmenter"]):
             raise RuntimeError(f"no {cfg['segmenter'] or 'default'} word segmenter for {lang!r} is installed "
                                f"(got {getattr(segmenter, 'name', None)!r})")

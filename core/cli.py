@@ -3,7 +3,11 @@
 Every command that takes a recipe accepts a registered name or a path, and
 trailing ``key.path=value`` overrides (``stages.stage1.lr=1e-4``; list items
 by position or by name). Errors in recipes print one line per issue —
-``file:line:column: field: message`` — and exit with status 2.
+``file:line:column: field: message``.
+
+Exit status: 0 success; 1 ``diff`` found a difference, or a run or a data
+fetch failed; 2 an invalid recipe (``validate`` included) or invalid
+arguments (argparse's own status); 130 a run stopped by a signal.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from typing import Any
 import yaml
 
 from encoder_recipes import __version__
+from encoder_recipes.names import hint
 from encoder_recipes.recipe_files import RecipeError
 
 EXIT_INVALID = 2
 
 
 def _registries():
+    """The installed plugins' registries, loaded once: the CLI is where they are built (a composition
+    root); every command, here or in the module that owns it, gets them from here (``args.registries()``)."""
     from encoder_recipes.registry import default_registries
 
     return default_registries()
@@ -102,7 +109,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             load_recipe(path, overrides=args.overrides, scale=args.scale, registries=_registries())
             print(f"{path}: ok")
         except RecipeError as exc:
-            status = 1
+            status = EXIT_INVALID
             for issue in exc.issues:
                 print(issue, file=sys.stderr)
     return status
@@ -177,7 +184,8 @@ def cmd_components(args: argparse.Namespace) -> int:
     reg = _registries()
     kinds = [args.kind] if args.kind else list(reg.components)
     if args.kind and args.kind not in reg.components:
-        print(f"unknown kind {args.kind!r}; known: {', '.join(reg.components)}", file=sys.stderr)
+        print(f"unknown kind {args.kind!r}{hint(args.kind, reg.components)}; known: {', '.join(reg.components)}",
+              file=sys.stderr)
         return EXIT_INVALID
     data = {kind: {name: {"plugin": reg.components[kind].owners[name], "summary": cls.summary(),
                           "params": cls.Params.model_json_schema()}
@@ -357,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides") or any(x.startswith("-") or "=" not in x for x in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*(args.overrides or []), *extra]
+    args.registries = _registries
     try:
         return args.func(args)
     except RecipeError as exc:

@@ -7,6 +7,7 @@ fails when the committed page differs from what the code generates.
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -22,11 +23,12 @@ SECTION_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("model", schema.ModelConfig),
     ("data", schema.Data),
     ("data.sources[]", schema.DataSource),
-    ("optimizer", schema.Optimizer),
+    ("optimizer", schema.OptimizerRef),
     ("stages[]", schema.Stage),
     ("stages[].rope", schema.Rope),
     ("evaluators[]", schema.EvaluatorRef),
     ("scales.<name>", schema.ScaleRule),
+    ("encoder-recipes eval (not a recipe key)", schema.EvalDefaults),
 ]
 
 
@@ -66,6 +68,8 @@ def _fields_table(model: type[BaseModel]) -> list[str]:
     lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for name, field in model.model_fields.items():
         desc = (field.description or "").replace("|", "\\|")
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("identity") is False:
+            desc += " *(not in the recipe hash: changing it does not block `--resume`)*"
         lines.append(f"| `{name}` | `{_type(field)}` | {_default(field)} | {desc} |".replace("`None`", "`null`"))
     return lines
 
@@ -96,8 +100,6 @@ def recipe_reference_markdown(registries: Registries) -> str:
 
 def hook_specs() -> list[tuple[str, str, str, bool]]:
     """(name, signature, docstring, firstresult) of every hook, in module order."""
-    import inspect
-
     from encoder_recipes import hookspecs
 
     out = []
@@ -109,6 +111,49 @@ def hook_specs() -> list[tuple[str, str, str, bool]]:
     return out
 
 
+def kinds_markdown() -> list[str]:
+    """The table of component kinds, and what the engine calls on each kind's base class."""
+    from encoder_recipes.components.kinds import KINDS
+
+    def slot(path: tuple[str, ...]) -> str:
+        return "`" + ".".join(path).replace(".*", "[]") + "`"
+
+    lines = ["## Component kinds", "",
+             "Generated from `KINDS` in `core/components/kinds.py`, the one table the registry, the validator",
+             "and `extends:` merging derive from. A component subclasses its kind's base class; the engine",
+             "calls only the methods below, with the arguments they declare, always by keyword where the",
+             "signature has a `*`.", "",
+             "| kind | register hook | base class | recipe slot | what it does |", "| --- | --- | --- | --- | --- |"]
+    for kind in KINDS.values():
+        base = f"`{kind.base.__module__}.{kind.base.__name__}`"
+        lines.append(f"| `{kind.name}` | `{kind.hook}` | {base} | {', '.join(slot(p) for p in kind.slots)} "
+                     f"| {kind.description} |")
+    lines.append("")
+    from encoder_recipes.components.base import Component
+
+    bases = [(Component, "every kind"), *((kind.base, kind.name) for kind in KINDS.values())]
+    for base, what in bases:
+        lines += [f"### `{base.__name__}` ({what})", ""]
+        for name, method in _engine_methods(base):
+            doc = (inspect.getdoc(method) or "").split("\n\n")[0].replace("\n", " ")
+            abstract = " *(abstract)*" if getattr(method, "__isabstractmethod__", False) else ""
+            signature = str(inspect.signature(method)).replace("'", "")
+            lines.append(f"- `{name}{signature}`{abstract}: {doc}")
+        lines.append("")
+    return lines
+
+
+def _engine_methods(base: type) -> list[tuple[str, Any]]:
+    """The public methods the engine calls that ``base`` declares (a kind's base class, or
+    :class:`Component` itself), leaving out what a kind inherits and ``summary`` (the CLI's)."""
+    from encoder_recipes.components.base import Component
+
+    inherited = set() if base is Component else set(vars(Component))
+    return [(name, member) for name, member in vars(base).items()
+            if not name.startswith("_") and callable(member) and not isinstance(member, (type, classmethod))
+            and name not in inherited]
+
+
 def hooks_markdown() -> str:
     """The hook reference page (docs/hooks.md)."""
     lines = [
@@ -116,10 +161,37 @@ def hooks_markdown() -> str:
         "",
         "Generated from `core/hookspecs.py` by `python -m encoder_recipes.docs hooks`;",
         "`tests/test_hookspecs.py` fails when this page and the specs disagree.",
-        "Implement a hook with `@hookimpl` from `encoder_recipes.hookspecs`; the host calls hooks",
-        "with keyword arguments only, so an implementation may take fewer arguments than the spec.",
+        "Implement a hook with `@hookimpl` from `encoder_recipes.hookspecs`.",
+        "",
+        "## What a plugin may rely on",
+        "",
+        "The tests named in brackets hold these promises.",
+        "",
+        "- **One calling convention.** Every hook is called through pluggy's hook caller with keyword",
+        "  arguments, exactly the arguments its spec declares (`tests/test_hookspecs.py`). An",
+        "  implementation may take any subset of them, so a spec can grow without breaking it; an",
+        "  argument the spec does not declare is refused when the plugin is loaded.",
+        "- **Look-ups (`firstresult`).** The first non-None answer wins, in pluggy's order (the plugin",
+        "  loaded last is asked first). Answer None for a language or a name you do not know.",
+        "  A look-up may be asked more than once with the same arguments; it must not have side effects.",
+        "- **Register hooks** are called once per process, when the registries are built, and may",
+        "  return a list or None. A name claimed by two plugins is an error naming both.",
+        "- **Faults stay yours.** A plugin that fails to import, or raises inside a hook, is reported",
+        "  once by a warning naming the plugin, its distribution and the hook, and left out of that",
+        "  hook; the other plugins keep working (`tests/reliability/test_plugin_faults.py`).",
+        "  `ENCODER_RECIPES_STRICT_PLUGINS=1` turns that into an error.",
+        "- **Components.** A component subclasses its kind's base class below, sets `name` and a",
+        "  pydantic `Params` (unknown keys are refused; its defaults are the only defaults), and is",
+        "  built with validated params. The engine calls only the methods listed for its kind, with the",
+        "  arguments they declare (`tests/test_outside_plugin.py` trains a step with an outside plugin",
+        "  of every kind whose methods copy these signatures). Methods with a default on the base class",
+        "  (`scaled`, `check`, `segmenter_name`, `planned_vocab_size`) need overriding only when the",
+        "  default does not fit. The engine never reads a component's params by name.",
+        "- **Processes.** Maskings are sent to the data worker process by pickling: define components",
+        "  at module level in an importable module.",
         "",
     ]
+    lines += kinds_markdown()
     for name, signature, doc, firstresult in hook_specs():
         lines += [f"## `{name}`", "", "```python", signature.replace("'", ""), "```", ""]
         if firstresult:

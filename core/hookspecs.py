@@ -81,6 +81,15 @@ def encoder_recipes_register_evaluators() -> list[type[Component]]:
     """
 
 
+@hookspec
+def encoder_recipes_register_optimizers() -> list[type[Component]]:
+    """Register optimizers (build the torch optimizer from the model and the first stage's peak LR).
+
+    Return contract: a list of ``Component`` subclasses with ``kind = "optimizer"``;
+    all plugins' lists are concatenated.
+    """
+
+
 # --- recipes ------------------------------------------------------------------
 
 

@@ -110,7 +110,8 @@ def build_plan(recipe: Recipe, registries: Registries, vocab_size: int | None = 
     from encoder_recipes.validation import ResolvedRecipe
 
     resolved = ResolvedRecipe(recipe, "")
-    vocab = vocab_size or recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+    tokenizer = resolved.component(registries, "tokenizer", recipe.tokenizer)
+    vocab = vocab_size or recipe.model.vocab_size or tokenizer.planned_vocab_size() or 0
     stages: list[StagePlan] = []
     start = 0
     for index, stage in enumerate(recipe.stages):

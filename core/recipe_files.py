@@ -18,6 +18,9 @@ from typing import Any
 
 import yaml
 
+from encoder_recipes.components.kinds import component_keys
+from encoder_recipes.names import field_path, hint
+
 Pos = tuple[str, int, int]  # file, line (1-based), column (1-based)
 
 #: Values a recipe may expand to. Real recipes hold a few hundred; YAML aliases
@@ -97,11 +100,7 @@ def _mark(file: str, mark: yaml.Mark) -> Pos:
 
 
 def _field(loc: tuple) -> str:
-    """``("stages", 0, "lr")`` → ``stages[0].lr``, the form validation errors use."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out if len(out) <= 80 else out[:77] + "..."  # a pathological nesting: the start says where
+    return field_path(loc, limit=80)
 
 
 class _Builder:
@@ -276,7 +275,7 @@ def _named_items(value: Any) -> bool:
 
 
 #: keys whose value is a component reference: a child naming another component replaces it whole
-COMPONENT_KEYS = {"tokenizer", "context", "lr_schedule", "masking"}
+COMPONENT_KEYS = component_keys()
 
 
 def _other_component(key: Any, base: Any, over: Any) -> bool:
@@ -324,9 +323,11 @@ def deep_merge(base: Any, over: Any) -> Any:
     return copy.deepcopy(over)
 
 
-def resolve_extends(data: Any, file: str, find: Any, _chain: tuple[str, ...] = ()) -> Any:
+def resolve_extends(data: Any, file: str, find: Any, _chain: tuple[str, ...] = (), *,
+                    known: Iterable[str] = ()) -> Any:
     """Follow ``extends:`` to the root and merge downwards. ``find(ref, from_file)``
-    returns the path of a parent given a registered name or a path.
+    returns the path of a parent given a registered name or a path; ``known``
+    are the registered names, for a suggestion when a parent cannot be found.
     A cycle, or a parent that cannot be found, is a located error.
     """
     if not isinstance(data, dict) or not data.get("extends"):
@@ -338,14 +339,16 @@ def resolve_extends(data: Any, file: str, find: Any, _chain: tuple[str, ...] = (
         raise RecipeError([RecipeIssue(file, line, col, "extends", "must be a recipe name or a path")])
     parent_path = find(ref, file)
     if parent_path is None:
+        known = list(known)
         raise RecipeError([RecipeIssue(file, line, col, "extends",
-                                       f"no registered recipe or file named {ref!r}")])
+                                       f"no registered recipe or file named {ref!r}{hint(ref, known)}; "
+                                       f"registered: {', '.join(sorted(known)) or 'none'}")])
     key = str(Path(parent_path).resolve())
     chain = (*_chain, str(Path(file).resolve()))
     if key in chain:
         names = " -> ".join([*chain, key])
         raise RecipeError([RecipeIssue(file, line, col, "extends", f"extends cycle: {names}")])
-    parent = resolve_extends(load_yaml_file(parent_path), str(parent_path), find, chain)
+    parent = resolve_extends(load_yaml_file(parent_path), str(parent_path), find, chain, known=known)
     child = PosDict(data)
     child.pos, child.origin = dict(data.pos), data.origin
     del child["extends"]
@@ -380,8 +383,6 @@ def apply_override(data: dict, parts: list[str], value: Any, text: str) -> None:
     """Set an existing key. Lists are indexed by position or by an item's ``name``.
     A key that does not exist is an error naming the keys that do.
     """
-    import difflib
-
     node: Any = data
     walked: list[str] = []
     for i, part in enumerate(parts):
@@ -398,10 +399,8 @@ def apply_override(data: dict, parts: list[str], value: Any, text: str) -> None:
             node = node[index]
         elif isinstance(node, dict):
             if part not in node:
-                close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ValueError(
-                    f"override {text!r}: no key {part!r} in {'.'.join(walked) or 'recipe'}{hint}; "
+                    f"override {text!r}: no key {part!r} in {'.'.join(walked) or 'recipe'}{hint(part, node)}; "
                     f"known: {', '.join(sorted(map(str, node)))}"
                 )
             if last:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from encoder_recipes.registry import Registries
 
 #: The recipe a starter extends when no registered recipe is of its language:
-#: it trains its BPE tokenizer (byte fallback, metaspace) from the data, so it
+#: it trains its byte-level BPE tokenizer (NFC, no unknown bytes) from the data, so it
 #: suits any language, and every value in it is cited (docs/recipes/fi-modernbert.md).
 DEFAULT_EXTENDS = "fi-modernbert"
 
@@ -136,7 +136,7 @@ def new_plugin(
     extends: str | None = None,
     plugin_name: str | None = None,
     force: bool = False,
-    registries: Registries | None = None,
+    registries: Registries,
 ) -> Path:
     """Write the package ``encoder-recipes-LANG`` under ``dest`` and return its folder.
 
@@ -149,13 +149,10 @@ def new_plugin(
     :param plugin_name: the entry-point name (default ``LANG``); it must not be taken
         by another installed distribution.
     :param force: overwrite the files of an existing package folder.
-    :param registries: where ``extends`` is looked up (default: the installed plugins).
+    :param registries: where ``extends`` is looked up (the installed plugins' registries).
     """
     from encoder_recipes.data.samples import LANGUAGES as SAMPLE_LANGUAGES
-    from encoder_recipes.registry import default_registries
-
     names = plugin_names(lang, dist_name, plugin_name)
-    registries = registries or default_registries()
     _check_plugin_name_free(names)
     parent = extends or default_extends(lang, registries)
     parent_recipe = _parent_recipe(parent, lang, registries)
@@ -297,7 +294,7 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     """``encoder-recipes new-plugin``: write the package and say what to do next."""
     try:
         root = new_plugin(args.lang, dest=Path(args.dest), dist_name=args.dist_name, extends=args.extends,
-                          plugin_name=args.plugin_name, force=args.force)
+                          plugin_name=args.plugin_name, force=args.force, registries=args.registries())
     except ScaffoldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

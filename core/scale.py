@@ -9,15 +9,18 @@ layer pattern and norm — and shrinks its *size*:
 * model: the fields in ``rule.model`` are replaced (a tiny width and depth);
   ``max_position_embeddings`` and the local window are divided by the
   sequence divisor; the vocabulary comes from the scale's tokenizer.
-* tokenizer: a tokenizer that trains keeps its kind with ``rule.vocab_size``;
-  one that is loaded (``pretrained``, a hub name at full scale) becomes a
-  ``bpe`` trained offline with ``rule.vocab_size``.
-* sequence lengths: every ``seq_len``/``lengths`` param of a context
-  schedule is divided by ``rule.seq_len_divisor`` (at least ``min_seq_len``).
+* components: each answers for itself through
+  :meth:`~encoder_recipes.components.base.Component.scaled`, given the
+  sequence-length rule, the step ratio of its span and ``rule.vocab_size``.
+  The built-ins: a trained tokenizer keeps its kind with ``rule.vocab_size``,
+  a loaded one (``pretrained``, a hub name at full scale) names a ``bpe``
+  trained offline in its place; context schedules divide their lengths by
+  ``rule.seq_len_divisor`` (at least ``min_seq_len``); LR schedules scale
+  their warmup by the ratio of the span they live in (the stage, or the run
+  for ``scope: run``). A plugin's component is kept as it is unless it says otherwise.
 * steps: ``rule.total_steps`` are split over the stages in proportion to their
-  full-scale steps (at least ``min_stage_steps`` each); integer params named
-  ``*_steps`` of an LR schedule, and evaluators' ``every_steps``, are scaled by
-  the same ratio as the span they live in (the stage, or the run for ``scope: run``).
+  full-scale steps (at least ``min_stage_steps`` each); evaluators'
+  ``every_steps`` are scaled by the run's ratio.
 * batch: every stage uses ``rule.batch_size`` sequences, without accumulation.
 * learning rate: every stage's peak LR is multiplied by ``rule.lr_multiplier``,
   by default the ratio of the full model's width to the scale's (Adam's best
@@ -31,6 +34,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from encoder_recipes.components.base import Scaling
 from encoder_recipes.recipe_files import RecipeError, RecipeIssue, apply_override
 from encoder_recipes.registry import Registries
 from encoder_recipes.schema import Recipe
@@ -38,7 +42,7 @@ from encoder_recipes.schema import Recipe
 
 def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: str = "<recipe>") -> Recipe:
     from encoder_recipes.plan import build_plan
-    from encoder_recipes.validation import validate_data
+    from encoder_recipes.validation import ResolvedRecipe, component_refs, validate_data
 
     if name not in recipe.scales:
         raise RecipeError([RecipeIssue(source, None, None, "scales",
@@ -58,12 +62,6 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     window_divisor = rule.local_attention_divisor or divisor
     model["local_attention"] = max(2, model["local_attention"] // window_divisor)
 
-    tok = data["tokenizer"]
-    if "vocab_size" in registries.component("tokenizer", tok["name"]).Params.model_fields:
-        tok["vocab_size"] = rule.vocab_size
-    else:
-        data["tokenizer"] = {"name": "bpe", "vocab_size": rule.vocab_size}
-
     if rule.sample_data:
         data["data"]["sources"] = [{"name": "sample", "sample": recipe.metadata.language}]
         data["data"]["mixture"] = {}
@@ -73,20 +71,24 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     total_full = sum(full_steps)
     new_steps = [max(rule.min_stage_steps, round(rule.total_steps * s / total_full)) for s in full_steps]
     run_ratio = sum(new_steps) / total_full
-    for stage, full, new in zip(data["stages"], full_steps, new_steps):
+    for stage, new in zip(data["stages"], new_steps):
         stage["steps"], stage["tokens"] = new, None
         stage["batch_size"], stage["micro_batch_size"] = rule.batch_size, None
         stage["lr"] = stage["lr"] * lr_multiplier
         if rule.sample_data:
             stage["mixture"] = None
-        for key in ("seq_len",):
-            if key in stage["context"]:
-                stage["context"][key] = shrink(stage["context"][key])
-        if "lengths" in stage["context"]:
-            stage["context"]["lengths"] = [shrink(x) for x in stage["context"]["lengths"]]
-        sched = stage["lr_schedule"]
-        ratio = run_ratio if sched.get("scope") == "run" else new / full
-        _scale_steps(sched, ratio)
+
+    # Each component shrinks its own sizes (Component.scaled); step counts by the ratio of the
+    # span they live in: their stage's, or the run's.
+    resolved = ResolvedRecipe(recipe, source)
+    for loc, kind, ref in component_refs(recipe):
+        in_stage = loc[0] == "stages"
+        stage_ratio = new_steps[loc[1]] / full_steps[loc[1]] if in_stage else run_ratio
+        scaling = Scaling(length=shrink, vocab_size=rule.vocab_size,
+                          steps=lambda n, span="stage", r=stage_ratio: _scale_steps(n, run_ratio if span == "run" else r))
+        scaled = resolved.component(registries, kind, ref).scaled(scaling)
+        schema_keys = {k: getattr(ref, k) for k in type(ref).model_fields if k != "name"}  # e.g. every_steps
+        _set(data, loc, {**schema_keys, **scaled})
     for ev in data["evaluators"]:
         if ev.get("every_steps"):
             ev["every_steps"] = max(1, round(ev["every_steps"] * run_ratio))
@@ -104,7 +106,12 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     return validate_data(data, f"{source} (scale {name})", registries)
 
 
-def _scale_steps(params: dict[str, Any], ratio: float) -> None:
-    for key, value in params.items():
-        if key.endswith("_steps") and isinstance(value, int) and not isinstance(value, bool):
-            params[key] = max(0 if value == 0 else 1, round(value * ratio))
+def _scale_steps(steps: int, ratio: float) -> int:
+    """A step count times ``ratio``: zero stays zero, anything else stays at least one step."""
+    return max(0 if steps == 0 else 1, round(steps * ratio))
+
+
+def _set(data: dict, loc: tuple, value: Any) -> None:
+    for part in loc[:-1]:
+        data = data[part]
+    data[loc[-1]] = value

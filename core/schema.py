@@ -1,7 +1,7 @@
 """The recipe schema: the single source of truth for a recipe's keys and defaults.
 
-Every model forbids unknown keys. Components (tokenizer, masking, context
-schedule, LR schedule, evaluators) appear here as :class:`ComponentRef` —
+Every model forbids unknown keys. Components (tokenizer, optimizer, masking,
+context schedule, LR schedule, evaluators) appear here as :class:`ComponentRef` —
 ``{name: ..., <params>}`` — and are checked against the registered
 component's own ``Params`` model by :mod:`encoder_recipes.validation`; those
 ``Params`` models hold the components' defaults.
@@ -15,6 +15,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+#: ``json_schema_extra`` of a field that does not change what a run trains: it is left out of
+#: :func:`identity` (the recipe hash), so changing it does not block ``--resume``
+NOT_IDENTITY: dict[str, Any] = {"identity": False}
 
 
 class Strict(BaseModel):
@@ -52,10 +56,11 @@ class Source(Strict):
 class Metadata(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="registered name of the recipe")
     language: str = Field(description="ISO 639-1 code of the main language, e.g. 'ja'")
-    description: str = Field("", description="one line shown by `encoder-recipes list`")
-    sources: list[Source] = Field(default_factory=list)
+    description: str = Field("", description="one line shown by `encoder-recipes list`", json_schema_extra=NOT_IDENTITY)
+    sources: list[Source] = Field(default_factory=list, json_schema_extra=NOT_IDENTITY)
     requires: list[str] = Field(
-        default_factory=list, description="plugins (entry-point names) the recipe needs; validation checks they are loaded"
+        default_factory=list, description="plugins (entry-point names) the recipe needs; validation checks they are loaded",
+        json_schema_extra=NOT_IDENTITY,
     )
 
 
@@ -137,14 +142,14 @@ class Data(Strict):
         return self
 
 
-class Optimizer(Strict):
-    """AdamW. Defaults are torch.optim.AdamW's, with gradient clipping at 1.0."""
+class OptimizerRef(ComponentRef):
+    """The optimizer, a registered component (`name` and its params), and the trainer's gradient clipping."""
 
-    name: Literal["adamw"] = "adamw"
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm; null: no clipping")
+    name: str = Field("adamw", description="registered name of the optimizer (`encoder-recipes components optimizer`)")
+    grad_clip: float | None = Field(
+        1.0, gt=0, description="max global grad norm, clipped by the trainer before each optimizer step (not an "
+        "optimizer param); null: no clipping",
+    )
 
 
 class Rope(Strict):
@@ -178,6 +183,10 @@ class Stage(Strict):
     mixture: dict[str, float] | None = Field(None, description="data mixture for this stage (default: data.mixture)")
     epochs: float | None = Field(None, gt=0, description="passes over the stage's data, where the source says so")
     allow_context_shrink: bool = Field(False, description="permit a shorter max length than the stage before")
+    reset_optimizer: bool = Field(
+        False, description="start the stage with fresh AdamW moments, as a new run from the previous stage's "
+        "weights would (false: the moments carry over)"
+    )
 
     @model_validator(mode="after")
     def _steps_or_tokens(self) -> Stage:
@@ -215,15 +224,24 @@ class ScaleRule(Strict):
     overrides: dict[str, Any] = Field(default_factory=dict, description="key.path: value applied last")
 
 
+class EvalDefaults(Strict):
+    """What `encoder-recipes eval` evaluates a model directory at, where no training stage says."""
+
+    seq_len: int = Field(512, gt=0, description="length of the validation sequences (at most the model's maximum)")
+    packing: Literal["none", "naive", "best_fit"] = Field("none", description="one document per sequence, as in fine-tuning")
+    mask_rate: float = Field(0.15, gt=0, lt=1, description="token-level MLM rate (BERT's 15%)")
+
+
 class Recipe(Strict):
     metadata: Metadata
-    extends: str | None = Field(None, description="a registered recipe name or a path, deep-merged under this one")
+    extends: str | None = Field(None, description="a registered recipe name or a path, deep-merged under this one",
+                                json_schema_extra=NOT_IDENTITY)
     model: ModelConfig = Field(default_factory=ModelConfig)
     tokenizer: ComponentRef
     data: Data
-    optimizer: Optimizer = Field(default_factory=Optimizer)
+    optimizer: OptimizerRef = Field(default_factory=OptimizerRef, description="optimizer and gradient clipping")
     stages: list[Stage] = Field(min_length=1)
-    evaluators: list[EvaluatorRef] = Field(default_factory=list)
+    evaluators: list[EvaluatorRef] = Field(default_factory=list, json_schema_extra=NOT_IDENTITY)
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast on GPUs that support it, fp32 on CPU"
@@ -240,17 +258,43 @@ class Recipe(Strict):
         "tokenizer or evaluating) before the job fails; longer than the longest evaluation"
     )
     data_workers: int = Field(
-        1, ge=0, le=1, description="1: make batches in a worker process, ahead of the model; 0: in the training process"
+        1, ge=0, le=1, description="data worker processes per rank making batches ahead of the model: 1, or 0 to "
+        "make them in the training process. A count bounded to 1 for now: one worker keeps up with the model "
+        "(bench/RESULTS.md: +1% over the model alone) and keeps the stream's exact per-step state for checkpoints",
+        json_schema_extra=NOT_IDENTITY,
     )
-    prefetch: int = Field(4, gt=0, description="batches the data worker may make ahead")
+    prefetch: int = Field(4, gt=0, description="batches the data worker may make ahead", json_schema_extra=NOT_IDENTITY)
     on_nan: Literal["stop", "skip"] = Field(
         "stop", description="a non-finite loss: stop (naming the step and last good checkpoint) or skip the batch"
     )
     max_nan_skips: int = Field(100, ge=0, description="with on_nan: skip, stop after this many skipped batches")
-    log_every: int = Field(10, gt=0, description="steps between metrics.jsonl lines")
-    checkpoint_every: int = Field(1000, gt=0, description="steps between checkpoints (also at each stage end)")
-    keep_checkpoints: int = Field(2, gt=0, description="complete checkpoints kept on disk")
+    log_every: int = Field(10, gt=0, description="steps between metrics.jsonl lines", json_schema_extra=NOT_IDENTITY)
+    checkpoint_every: int = Field(1000, gt=0, description="steps between checkpoints (also at each stage end)",
+                                  json_schema_extra=NOT_IDENTITY)
+    keep_checkpoints: int = Field(2, gt=0, description="complete checkpoints kept on disk", json_schema_extra=NOT_IDENTITY)
     scales: dict[str, ScaleRule] = Field(
         default_factory=lambda: {"smoke": ScaleRule()},
         description="named offline scales; `--scale smoke` applies scales.smoke",
+        json_schema_extra=NOT_IDENTITY,
     )
+
+
+def identity(value: Any) -> Any:
+    """What of a recipe (or any part of it) decides what a run trains: its data without the
+    fields marked :data:`NOT_IDENTITY`. The recipe hash that guards ``--resume`` is taken over this."""
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        out = {name: identity(getattr(value, name)) for name, field in fields.items()
+               if not _marked(field)}
+        out.update({key: identity(extra) for key, extra in (value.model_extra or {}).items()})
+        return out
+    if isinstance(value, dict):
+        return {str(key): identity(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [identity(item) for item in value]
+    return value
+
+
+def _marked(field: Any) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and extra.get("identity") is False

@@ -12,7 +12,6 @@ line, column and field path (``stages[1].masking.rate``).
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from encoder_recipes.components.base import Component
+from encoder_recipes.components.kinds import KINDS
+from encoder_recipes.names import field_path, hint
 from encoder_recipes.recipe_files import (
     PosDict,
     RecipeError,
@@ -32,10 +33,9 @@ from encoder_recipes.recipe_files import (
     parse_override,
     resolve_extends,
 )
-from encoder_recipes.schema import ComponentRef, EvaluatorRef, Recipe
-from encoder_recipes.registry import Registries, UnknownNameError, default_registries
+from encoder_recipes.schema import ComponentRef, Recipe
+from encoder_recipes.registry import Registries, UnknownNameError
 
-EVALUATOR_SCHEDULE_KEYS = set(EvaluatorRef.model_fields) - {"name"}
 
 
 @dataclass
@@ -53,8 +53,7 @@ class ResolvedRecipe:
     def component(self, registries: Registries, kind: str, ref: ComponentRef) -> Component:
         """Instantiate a resolved component reference."""
         cls = registries.component(kind, ref.name)
-        params = {k: v for k, v in ref.params.items() if not (kind == "evaluator" and k in EVALUATOR_SCHEDULE_KEYS)}
-        return cls(cls.Params(**params))
+        return cls(cls.Params(**ref.params))  # a reference's own schema fields (every_steps) are not params
 
 
 # --- finding recipe files --------------------------------------------------------
@@ -78,10 +77,8 @@ def recipe_path(ref: str, registries: Registries) -> Path:
     path = find_recipe(ref, registries)
     if path is None:
         known = registries.recipes.names()
-        close = difflib.get_close_matches(ref, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise RecipeError([RecipeIssue(ref, None, None, "",
-                                       f"no recipe file or registered recipe named {ref!r}{hint}; "
+                                       f"no recipe file or registered recipe named {ref!r}{hint(ref, known)}; "
                                        f"registered: {', '.join(known) or 'none'}")])
     return path
 
@@ -94,15 +91,18 @@ def load_recipe(
     *,
     overrides: list[str] | tuple[str, ...] = (),
     scale: str | None = None,
-    registries: Registries | None = None,
+    registries: Registries,
 ) -> ResolvedRecipe:
-    """Read, resolve and validate a recipe; raise :class:`RecipeError` listing every issue."""
-    registries = registries or default_registries()
+    """Read, resolve and validate a recipe; raise :class:`RecipeError` listing every issue.
+
+    :param registries: the loaded plugins' registries, built by the caller (the CLI, a test fixture).
+    """
     path = recipe_path(str(ref), registries)
     raw = load_yaml_file(path)
     if not isinstance(raw, dict):
         raise RecipeError([RecipeIssue(str(path), 1, 1, "", "a recipe must be a mapping of keys to values")])
-    raw = resolve_extends(raw, str(path), lambda r, f: find_recipe(r, registries, f))
+    raw = resolve_extends(raw, str(path), lambda r, f: find_recipe(r, registries, f),
+                          known=registries.recipes.names())
     recipe = validate_data(raw, str(path), registries)
     resolved = ResolvedRecipe(recipe, str(path))
     if scale:
@@ -131,7 +131,9 @@ def validate_data(raw: Any, file: str, registries: Registries) -> Recipe:
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise RecipeError(_issues_from_validation(exc, raw, file, Recipe)) from None
+        # every error at once: unknown component names too, though the schema stopped short of them
+        raise RecipeError(_issues_from_validation(exc, raw, file, Recipe)
+                          + _unknown_components(raw, file, registries)) from None
     issues: list[RecipeIssue] = []
     resolved_refs: dict[tuple, ComponentRef] = {}
     for loc, kind, ref in component_refs(recipe):
@@ -148,15 +150,62 @@ def validate_data(raw: Any, file: str, registries: Registries) -> Recipe:
 
 
 def component_refs(recipe: Recipe) -> list[tuple[tuple, str, ComponentRef]]:
-    """Where each component reference sits in a recipe, and its kind."""
-    refs: list[tuple[tuple, str, ComponentRef]] = [(("tokenizer",), "tokenizer", recipe.tokenizer)]
-    for i, stage in enumerate(recipe.stages):
-        refs.append((("stages", i, "context"), "context", stage.context))
-        refs.append((("stages", i, "lr_schedule"), "lr_schedule", stage.lr_schedule))
-        refs.append((("stages", i, "masking"), "masking", stage.masking))
-    for i, ev in enumerate(recipe.evaluators):
-        refs.append((("evaluators", i), "evaluator", ev))
-    return refs
+    """Where each component reference sits in a recipe, and its kind, in the schema's field order.
+
+    The slots come from :data:`~encoder_recipes.components.kinds.KINDS`.
+    """
+    refs = [(loc, kind.name, ref) for kind in KINDS.values() for slot in kind.slots
+            for loc, ref in _expand(recipe, slot) if ref is not None]
+    return sorted(refs, key=lambda found: _schema_order(found[0]))
+
+
+def _unknown_components(raw: Any, file: str, registries: Registries) -> list[RecipeIssue]:
+    """Component references in raw (not yet valid) recipe data that name no registered component."""
+    issues = []
+    for kind in KINDS.values():
+        for slot in kind.slots:
+            for loc, ref in _expand_raw(raw, slot):
+                name = ref.get("name") if isinstance(ref, dict) else None
+                if isinstance(name, str) and name not in registries.components[kind.name]:
+                    issues.append(_issue(raw, file, (*loc, "name"),
+                                         UnknownNameError(kind.name, name, registries.components[kind.name].names()).message))
+    return sorted(issues, key=lambda issue: (issue.line or 0, issue.column or 0))
+
+
+def _expand_raw(node: Any, slot: tuple[str, ...], loc: tuple = ()) -> list[tuple[tuple, Any]]:
+    """Like :func:`_expand`, over plain data that may lack keys or hold the wrong types."""
+    if not slot:
+        return [(loc, node)]
+    head, rest = slot[0], slot[1:]
+    if head == "*":
+        items = node if isinstance(node, list) else []
+        return [found for i, item in enumerate(items) for found in _expand_raw(item, rest, (*loc, i))]
+    if not isinstance(node, dict) or head not in node:
+        return []
+    return _expand_raw(node[head], rest, (*loc, head))
+
+
+def _expand(node: Any, slot: tuple[str, ...], loc: tuple = ()) -> list[tuple[tuple, Any]]:
+    """The values at a slot path (``"*"``: every list item), with their field paths."""
+    if not slot:
+        return [(loc, node)]
+    head, rest = slot[0], slot[1:]
+    if head == "*":
+        return [found for i, item in enumerate(node) for found in _expand(item, rest, (*loc, i))]
+    return _expand(getattr(node, head), rest, (*loc, head))
+
+
+def _schema_order(loc: tuple) -> tuple:
+    """A field path as positions in the schema (fields in declaration order, list items by index)."""
+    key, model = [], Recipe
+    for part in loc:
+        if isinstance(part, int):
+            key.append(part)
+            continue
+        names = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+        key.append(names.index(part) if part in names else len(names))
+        model = _model_in(model.model_fields[part].annotation) if part in names else None
+    return tuple(key)
 
 
 def _resolve_component(ref: ComponentRef, kind: str, loc: tuple, raw: Any, file: str,
@@ -166,13 +215,16 @@ def _resolve_component(ref: ComponentRef, kind: str, loc: tuple, raw: Any, file:
     except UnknownNameError as exc:
         issues.append(_issue(raw, file, (*loc, "name"), exc.message))
         return None
-    schedule = {k: getattr(ref, k) for k in EVALUATOR_SCHEDULE_KEYS} if isinstance(ref, EvaluatorRef) else {}
+    # fields the reference's schema declares (an evaluator's every_steps, the optimizer's grad_clip) are the
+    # host's settings, not the component's params: kept as they are
+    host = {k: getattr(ref, k) for k in type(ref).model_fields if k != "name"}
     try:
         params = cls.Params.model_validate(ref.params)
     except ValidationError as exc:
-        issues.extend(_issues_from_validation(exc, raw, file, cls.Params, prefix=loc, what=f"{kind} {ref.name!r}"))
+        issues.extend(_issues_from_validation(exc, raw, file, cls.Params, prefix=loc, what=f"{kind} {ref.name!r}",
+                                              also_known=tuple(host)))
         return None
-    return type(ref).model_validate({"name": ref.name, **schedule, **params.model_dump(mode="python")})
+    return type(ref).model_validate({"name": ref.name, **host, **params.model_dump(mode="python")})
 
 
 def _replace_refs(recipe: Recipe, refs: dict[tuple, ComponentRef]) -> Recipe:
@@ -187,8 +239,8 @@ def _replace_refs(recipe: Recipe, refs: dict[tuple, ComponentRef]) -> Recipe:
 
 def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -> list[RecipeIssue]:
     """Rules that span fields: lengths fit the model, context does not shrink
-    unless allowed, mixtures name sources, stages named by schedules exist,
-    whole-word masking has a segmenter, required plugins are loaded."""
+    unless allowed, mixtures name sources, whole-word masking has a segmenter,
+    required plugins are loaded; then each component's own ``check``."""
     issues: list[RecipeIssue] = [
         _issue(raw, file, loc, f"must be a finite number, got {value}")
         for loc, value in _non_finite(recipe.model_dump(mode="python"))
@@ -201,11 +253,12 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
                                  f"loaded: {', '.join(sorted(loaded))}"))
     sources = {s.name for s in recipe.data.sources}
     stage_names = [s.name for s in recipe.stages]
+    resolved = ResolvedRecipe(recipe, file)
     previous_max = 0
     for i, stage in enumerate(recipe.stages):
         if stage.name in stage_names[:i]:
             issues.append(_issue(raw, file, ("stages", i, "name"), f"stage name {stage.name!r} is used twice"))
-        context = ResolvedRecipe(recipe, file).component(registries, "context", stage.context)
+        context = resolved.component(registries, "context", stage.context)
         lengths = context.lengths()
         longest = max(lengths)
         if longest > recipe.model.max_position_embeddings:
@@ -222,18 +275,16 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
             if key not in sources:
                 issues.append(_issue(raw, file, ("stages", i, "mixture", key),
                                      f"unknown data source {key!r}; sources: {', '.join(sorted(sources))}"))
-        decay_stage = stage.lr_schedule.params.get("decay_start_stage")
-        if decay_stage is not None and decay_stage not in stage_names:
-            issues.append(_issue(raw, file, ("stages", i, "lr_schedule", "decay_start_stage"),
-                                 f"no stage named {decay_stage!r}; stages: {', '.join(stage_names)}"))
-        masking_cls = registries.component("masking", stage.masking.name)
-        wanted = stage.masking.params.get("segmenter")
-        if getattr(masking_cls, "needs_words", False) and registries.word_segmenter(
-                recipe.metadata.language, wanted) is None:
+        masking = resolved.component(registries, "masking", stage.masking)
+        wanted = masking.segmenter_name() if masking.needs_words else None
+        if masking.needs_words and registries.word_segmenter(recipe.metadata.language, wanted) is None:
             which = f"the word segmenter {wanted!r}" if wanted else "a word segmenter"
-            issues.append(_issue(raw, file, ("stages", i, "masking", "segmenter" if wanted else "name"),
+            issues.append(_issue(raw, file, ("stages", i, "masking", "name"),
                                  f"{stage.masking.name!r} needs {which} for language "
                                  f"{recipe.metadata.language!r} and no installed plugin provides one"))
+    for loc, kind, ref in component_refs(recipe):  # what each component finds wrong with its use
+        for where, message in resolved.component(registries, kind, ref).check(recipe):
+            issues.append(_issue(raw, file, (*loc, *where), message))
     return issues
 
 
@@ -256,13 +307,6 @@ def _non_finite(data: Any, loc: tuple = ()) -> list[tuple[tuple, float]]:
 # --- error conversion ---------------------------------------------------------------
 
 
-def field_path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _issue(raw: Any, file: str, loc: tuple, message: str) -> RecipeIssue:
     pos = locate(raw, loc) if isinstance(raw, (dict, list)) else None
     return RecipeIssue(pos[0] if pos else file, pos[1] if pos else None, pos[2] if pos else None,
@@ -270,17 +314,16 @@ def _issue(raw: Any, file: str, loc: tuple, message: str) -> RecipeIssue:
 
 
 def _issues_from_validation(exc: ValidationError, raw: Any, file: str, model: type[BaseModel],
-                            prefix: tuple = (), what: str = "") -> list[RecipeIssue]:
+                            prefix: tuple = (), what: str = "", also_known: tuple[str, ...] = ()) -> list[RecipeIssue]:
+    """``also_known``: keys valid beside ``model``'s own at its top level (a component reference's schema fields)."""
     issues = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            known = _fields_at(model, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = sorted(_fields_at(model, loc[:-1]) + (list(also_known) if len(loc) == 1 else []))
             owner = f" for {what}" if what and len(loc) == 1 else ""
-            message = f"unknown key {loc[-1]!r}{owner}{hint}; known: {', '.join(known)}"
+            message = f"unknown key {loc[-1]!r}{owner}{hint(str(loc[-1]), known)}; known: {', '.join(known)}"
         elif err["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
         elif what:

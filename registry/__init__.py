@@ -1,32 +1,27 @@
 """Typed registries: one per kind of component, plus one for recipes.
 
-The host calls each plugin's ``encoder_recipes_register_*`` implementation on
-its own, so that it knows which plugin contributed what, a plugin that raises
-inside a hook is skipped with a warning naming the plugin and the hook, and a
-name claimed twice is an error naming both plugins (never "last one wins").
+Every hook is called one way: through pluggy's hook caller, with keyword
+arguments. The host calls each plugin's ``encoder_recipes_register_*``
+implementation through a hook caller restricted to that plugin, so that it
+knows which plugin contributed what; a plugin that raises inside a hook is
+skipped with a warning naming the plugin and the hook; a name claimed twice
+is an error naming both plugins (never "last one wins").
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from encoder_recipes.components.base import KINDS, Component
+from encoder_recipes.components.base import Component
+from encoder_recipes.components.kinds import KINDS
+from encoder_recipes.names import did_you_mean, normalise
 from encoder_recipes.plugin_manager import LoadedPlugins, PluginFailure, load_plugins
+from encoder_recipes.recipe_files import RecipeError, read_recipe_name
 
 T = TypeVar("T")
-
-HOOK_FOR_KIND = {
-    "tokenizer": "encoder_recipes_register_tokenizers",
-    "masking": "encoder_recipes_register_maskings",
-    "context": "encoder_recipes_register_context_schedules",
-    "lr_schedule": "encoder_recipes_register_lr_schedules",
-    "evaluator": "encoder_recipes_register_evaluators",
-}
-
 
 class RegistryError(Exception):
     """Base of registry errors."""
@@ -53,29 +48,33 @@ class UnknownNameError(RegistryError, KeyError):
         return self.message
 
 
-def did_you_mean(name: str, known: list[str]) -> str | None:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 @dataclass
 class Registry(Generic[T]):
-    """Name → entry for one kind, remembering which plugin gave each name."""
+    """Name → entry for one kind, remembering which plugin gave each name.
+
+    ``spelling`` maps a name to the key it is stored and found under: the
+    recipe registry normalises ``_`` and ``-`` as packaging does, so
+    ``ja_llmjp`` finds ``ja-llmjp`` and the two cannot both be registered.
+    """
 
     kind: str
     description: str
     entries: dict[str, T] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
+    spelling: Callable[[str], str] = str
+    _keys: dict[str, str] = field(default_factory=dict, repr=False)  # spelling(name) -> registered name
 
     def add(self, name: str, entry: T, plugin: str) -> None:
-        if name in self.entries:
-            raise DuplicateNameError(self.kind, name, self.owners[name], plugin)
+        key = self.spelling(name)
+        if key in self._keys:
+            raise DuplicateNameError(self.kind, name, self.owners[self._keys[key]], plugin)
+        self._keys[key] = name
         self.entries[name] = entry
         self.owners[name] = plugin
 
     def get(self, name: str) -> T:
         try:
-            return self.entries[name]
+            return self.entries[self._keys[self.spelling(name)]]
         except KeyError:
             raise UnknownNameError(self.kind, name, list(self.entries)) from None
 
@@ -83,7 +82,7 @@ class Registry(Generic[T]):
         return sorted(self.entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.entries
+        return isinstance(name, str) and self.spelling(name) in self._keys
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -109,44 +108,36 @@ class Registries:
     def component(self, kind: str, name: str) -> type[Component]:
         return self.components[kind].get(name)
 
-    @property
-    def hook(self):
-        return self.loaded.pm.hook
-
     def word_segmenter(self, language: str, name: str | None = None):
-        """The first segmenter a plugin offers (pluggy's ``firstresult`` order), or None."""
-        for _, result in self._answers("encoder_recipes_word_segmenter", language=language, name=name):
-            if result is not None:
-                return result
-        return None
+        """The word segmenter the first answering plugin offers (the hook is ``firstresult``), or None."""
+        return self.call("encoder_recipes_word_segmenter", language=language, name=name)
 
     def fill_mask_probes(self, language: str) -> list[dict]:
-        probes: list[dict] = []
-        for _, result in self._answers("encoder_recipes_fill_mask_probes", language=language):
-            probes.extend(result or [])
-        return probes
+        """Every plugin's fill-mask probes for ``language``, concatenated."""
+        return [probe for answer in self.call("encoder_recipes_fill_mask_probes", language=language)
+                for probe in answer]
 
-    def _answers(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
-        """Each plugin's answer to a look-up hook, in the order pluggy would call them.
+    def call(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call a look-up hook through pluggy's hook caller, with keyword arguments.
 
-        A plugin that raises is reported once, naming it and the hook, and
-        skipped from then on, so a plugin that breaks for one language
-        cannot stop a recipe that does not need it.
+        pluggy applies the spec: ``firstresult`` stops at the first non-None
+        answer, other hooks return the list of non-None answers. A plugin
+        that raises is reported once, naming it and the hook, and left out of
+        that hook from then on (``pm.subset_hook_caller``), so a plugin that
+        breaks for one language cannot stop a recipe that does not need it.
+        The call is then made again without it; look-ups have no side effects.
         """
-        for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
-            if impl.hookwrapper or impl.wrapper or (impl.plugin_name, hook_name) in self.broken:
-                continue
+        pm = self.loaded.pm
+        while True:
+            left_out = [pm.get_plugin(plugin) for plugin, hook in self.broken if hook == hook_name]
             try:
-                # arguments with defaults are pluggy's kwargnames; pass those the call gives too
-                value = impl.function(*(kwargs[arg] for arg in impl.argnames),
-                                      **{k: kwargs[k] for k in impl.kwargnames if k in kwargs})
+                return pm.subset_hook_caller(hook_name, remove_plugins=left_out)(**kwargs)
             except Exception as exc:
-                self.broken.add((impl.plugin_name, hook_name))
-                info = self.loaded.plugins.get(impl.plugin_name)
-                self.loaded.report_failure(PluginFailure(impl.plugin_name, info.distribution if info else "<unknown>",
-                                                         hook_name, f"{type(exc).__name__}: {exc}"))
-                continue
-            yield impl.plugin_name, value
+                plugin = _raised_in(pm, hook_name, exc)
+                if plugin is None:  # not raised by an implementation: a host bug, not a plugin's
+                    raise
+                self.broken.add((plugin, hook_name))
+                self.loaded.report_failure(_failure(self.loaded, plugin, hook_name, exc))
 
     def contributions(self, plugin: str) -> dict[str, list[str]]:
         """Names each registry holds from ``plugin``, by kind (for ``encoder-recipes plugins``)."""
@@ -158,41 +149,66 @@ class Registries:
         return out
 
 
-def _call_each(loaded: LoadedPlugins, hook_name: str) -> list[tuple[str, list]]:
-    """Call ``hook_name`` on each plugin on its own; a plugin that raises is skipped."""
+def _raised_in(pm: Any, hook_name: str, exc: BaseException) -> str | None:
+    """The plugin whose implementation of ``hook_name`` raised ``exc``, found in its traceback.
+
+    pluggy calls implementations one after another from one frame, so the
+    first traceback frame running an implementation's code is the one that raised.
+    """
+    owners = {getattr(impl.function, "__code__", None): impl.plugin_name
+              for impl in getattr(pm.hook, hook_name).get_hookimpls()}
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in owners:
+            return owners[tb.tb_frame.f_code]
+        tb = tb.tb_next
+    return None
+
+
+def _failure(loaded: LoadedPlugins, plugin: str, hook_name: str, exc: BaseException) -> PluginFailure:
+    info = loaded.plugins.get(plugin)
+    return PluginFailure(plugin, info.distribution if info else "<unknown>", hook_name, f"{type(exc).__name__}: {exc}")
+
+
+def _call_each(loaded: LoadedPlugins, hook_name: str, **kwargs: Any) -> list[tuple[str, list]]:
+    """Each plugin's answer to a ``register_*`` hook, with the plugin that gave it.
+
+    Every call goes through pluggy's hook caller with keyword arguments,
+    restricted to one plugin (``pm.subset_hook_caller``), so the registry
+    knows who registered what; a plugin that raises is reported, naming it
+    and the hook, and the others still register.
+    """
+    pm = loaded.pm
+    everyone = [impl.plugin for impl in getattr(pm.hook, hook_name).get_hookimpls()]
     results: list[tuple[str, list]] = []
-    caller = getattr(loaded.pm.hook, hook_name)
-    for impl in caller.get_hookimpls():
-        plugin_name = impl.plugin_name
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        caller = pm.subset_hook_caller(hook_name, remove_plugins=[p for p in everyone if p is not impl.plugin])
         try:
-            value = impl.function(**{arg: None for arg in impl.argnames})
+            answers = caller(**kwargs)
         except Exception as exc:
-            info = loaded.plugins.get(plugin_name)
-            loaded.report_failure(PluginFailure(plugin_name, info.distribution if info else "<unknown>",
-                                                hook_name, f"{type(exc).__name__}: {exc}"))
+            loaded.report_failure(_failure(loaded, impl.plugin_name, hook_name, exc))
             continue
-        results.append((plugin_name, list(value or [])))
+        results.append((impl.plugin_name, [item for answer in answers for item in (answer or [])]))
     return results
 
 
 def build_registries(loaded: LoadedPlugins) -> Registries:
     """Collect every plugin's components and recipes into typed registries."""
-    from encoder_recipes.recipe_files import RecipeError, read_recipe_name  # late: avoids an import cycle
-
     components: dict[str, Registry[type[Component]]] = {}
-    for kind, hook_name in HOOK_FOR_KIND.items():
-        reg: Registry[type[Component]] = Registry(kind, KINDS[kind])
-        for plugin_name, classes in _call_each(loaded, hook_name):
+    for kind in KINDS.values():
+        reg: Registry[type[Component]] = Registry(kind.name, kind.description)
+        for plugin_name, classes in _call_each(loaded, kind.hook):
             for cls in classes:
-                if getattr(cls, "kind", None) != kind:
+                if not (isinstance(cls, type) and issubclass(cls, kind.base)):
                     raise RegistryError(
-                        f"plugin {plugin_name!r} returned {cls!r} from {hook_name}, "
-                        f"but its kind is {getattr(cls, 'kind', None)!r}, not {kind!r}"
+                        f"plugin {plugin_name!r} returned {cls!r} from {kind.hook}, "
+                        f"but its kind is {getattr(cls, 'kind', None)!r}, not {kind.name!r} "
+                        f"(a {kind.name} subclasses {kind.base.__module__}.{kind.base.__name__})"
                     )
                 reg.add(cls.name, cls, plugin_name)
-        components[kind] = reg
+        components[kind.name] = reg
 
-    recipes: Registry[RecipeEntry] = Registry("recipe", "a registered recipe file")
+    recipes: Registry[RecipeEntry] = Registry("recipe", "a registered recipe file", spelling=normalise)
     for plugin_name, paths in _call_each(loaded, "encoder_recipes_register_recipes"):
         for path in paths:
             path = Path(path)
@@ -211,7 +227,11 @@ _DEFAULT: Registries | None = None
 
 
 def default_registries(refresh: bool = False) -> Registries:
-    """The registries of the installed plugins, loaded once per process."""
+    """The registries of the installed plugins, loaded once per process.
+
+    For composition roots only (the CLI, benchmarks, tests): the engine never
+    calls this; it is handed the registries it works with.
+    """
     global _DEFAULT
     if _DEFAULT is None or refresh:
         _DEFAULT = build_registries(load_plugins())

@@ -56,7 +56,7 @@ def test_validate_reports_all_files(tmp_path, capsys, recipe_file):
     bad = tmp_path / "bad.yaml"
     bad.write_text(good.read_text().replace("batch_size: 8", "batch_size: -8"))
     code, out, err = run(capsys, "validate", str(good), str(bad))
-    assert code == 1
+    assert code == 2  # the status of every invalid recipe (cli.py's docstring)
     assert f"{good}: ok" in out
     assert f"{bad}:13:5: stages[0].batch_size: Input should be greater than 0" in err
     assert run(capsys, "validate", str(good))[0] == 0

@@ -196,3 +196,35 @@ def test_extends_replaces_a_component_that_changes_name(tmp_path, registries):
     recipe = load_recipe(str(child), registries=registries).recipe
     assert recipe.tokenizer.name == "bpe" and "path" not in recipe.tokenizer.params  # replaced, not merged
     assert recipe.stages[0].masking.name == "mlm" and recipe.stages[0].masking.params["rate"] == 0.2  # merged
+
+
+@pytest.mark.parametrize("spelling", ["ja_llmjp", "ja-llmjp", "JA_LLMJP"])
+def test_registered_names_normalise_underscores_and_dashes(registries, spelling):
+    assert load_recipe(spelling, registries=registries).recipe.metadata.name == "ja-llmjp"
+
+
+def test_extends_normalises_names_and_suggests_a_close_one(tmp_path, registries):
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: ja_llmjp\nmetadata: {name: child, language: ja}\n", encoding="utf-8")
+    assert load_recipe(str(child), registries=registries).recipe.stages[0].name == "stage1"
+    child.write_text("extends: ja_llmpj\nmetadata: {name: child, language: ja}\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"extends: no registered recipe or file named 'ja_llmpj' "
+                                          r"\(did you mean 'ja-llmjp'\?\); registered: "):
+        load_recipe(str(child), registries=registries)
+
+
+def test_a_new_stage_reports_its_unknown_component_with_its_missing_keys(tmp_path, registries):
+    child = tmp_path / "child.yaml"
+    child.write_text(textwrap.dedent("""\
+        extends: ja-llmjp
+        metadata: {name: child, language: ja}
+        stages:
+          - name: stage3
+            lr_schedule: {name: cosine_with_restarts}
+        """), encoding="utf-8")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(str(child), registries=registries)
+    messages = {(issue.field, issue.message.split(";")[0]) for issue in caught.value.issues}
+    assert ("stages[2].lr_schedule.name", "unknown lr_schedule 'cosine_with_restarts'") in messages
+    assert {("stages[2].context", "required key 'context' is missing"),
+            ("stages[2].masking", "required key 'masking' is missing")} <= messages

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from encoder_recipes.plan import build_plan
 from encoder_recipes.recipes import recipe_path
 from encoder_recipes.schema import ComponentRef, Recipe
 
@@ -77,7 +78,7 @@ SEED_VALUES = [
     case(LLMJP, "stages.stage1.lr_schedule.scope", "stage", "001 §2.3 stage 2 restarts from stage 1"),
     case(LLMJP, "stages.stage2.lr_schedule.scope", "stage", "001 §2.3 stage 2 restarts from stage 1"),
     case(LLMJP, "optimizer.name", "adamw", "001 Table 1 Optimizer AdamW"),
-    case(LLMJP, "optimizer.betas", (0.9, 0.98), "001 Table 1 Adam beta1 beta2"),
+    case(LLMJP, "optimizer.betas", [0.9, 0.98], "001 Table 1 Adam beta1 beta2"),  # a param as written: the schema alone does not know the component
     case(LLMJP, "optimizer.eps", 1e-6, "001 Table 1 Adam epsilon"),
     case(LLMJP, "optimizer.weight_decay", 1e-5, "001 Table 1 Weight decay"),
     case(LLMJP, "optimizer.grad_clip", 1.0, "001 Table 1 Gradient clip"),
@@ -94,6 +95,10 @@ SEED_VALUES = [
     case(LLMJP, "model.num_hidden_layers", 22, "001 §2.1 ModernBERT-base"),
     case(LLMJP, "model.num_attention_heads", 12, "001 §2.1 ModernBERT-base"),
     case(LLMJP, "tokenizer.name", "pretrained", "001 §2.1 llm-jp-tokenizer v3"),
+    case(LLMJP, "stages.stage1.reset_optimizer", False, "schema default"),
+    case(LLMJP, "stages.stage2.reset_optimizer", True, "llm-jp train_main_extension.sh l. 31, 56 new AdamW"),
+    case(LLMJP, "evaluators.pppl.positions", 100, "001 §3.5, llm-jp pseudo_perplexity.py l. 146"),
+    case(LLMJP, "evaluators.alignment_uniformity.num_random", 2000, "001 §3.6 2,000 random pairs"),
     # --- ModernBERT-Ja-130M: 002 model card ------------------------------------------
     case(JA130, "model.vocab_size", 102_400, "002 Model Series vocabulary 102,400"),
     case(JA130, "model.hidden_size", 512, "002 Model Series Dim 512"),
@@ -122,23 +127,61 @@ SEED_VALUES = [
     *[case(JA130, f"stages.{s}.masking.{k}", v, "002 80-10-10 rule")
       for s in ("pretraining", "ce_phase1", "ce_phase2")
       for k, v in (("mask_replace_prob", 0.8), ("random_replace_prob", 0.1))],
-    # --- Finnish ModernBERT: 003 -------------------------------------------------------
+    # values 002 leaves open, from ModernBERT-base's configs (branch pretraining_documentation)
+    case(JA130, "stages.pretraining.lr", 8e-4, "ModernBERT pretrain.yaml l. 106"),
+    case(JA130, "stages.pretraining.batch_size", 4608, "ModernBERT pretrain.yaml l. 117"),
+    case(JA130, "stages.ce_phase1.lr", 3e-4, "ModernBERT context-extension.yaml l. 109"),
+    case(JA130, "stages.ce_phase1.batch_size", 576, "ModernBERT context-extension.yaml l. 120"),
+    case(JA130, "stages.ce_phase2.lr", 3e-4, "ModernBERT learning-rate-decay.yaml l. 110"),
+    case(JA130, "stages.ce_phase2.lr_schedule.final_ratio", 0.001, "ModernBERT learning-rate-decay.yaml l. 104"),
+    case(JA130, "stages.ce_phase2.lr_schedule.decay_shape", "1-sqrt", "ModernBERT learning-rate-decay.yaml l. 103"),
+    case(JA130, "stages.pretraining.rope.global_theta", 10_000, "choice: ModernBERT pretrain.yaml l. 52"),
+    case(JA130, "stages.ce_phase1.rope.global_theta", 160_000, "002 Model Series; ModernBERT CE yaml l. 56"),
+    case(JA130, "stages.ce_phase2.rope.global_theta", 160_000, "002 Model Series global_rope_theta"),
+    # --- Finnish ModernBERT-large: 003, the TurkuNLP card ("card") and the authors' code --------
     case(FI, "metadata.language", "fi", "003 Finnish"),
+    case(FI, "model.vocab_size", 55_616, "card vocab_size 55,616"),
+    case(FI, "tokenizer.vocab_size", 55_616, "card; train_tokenizer_hf.py:61-75 55,571 to x64"),
+    case(FI, "model.num_hidden_layers", 28, "card n_layers 28"),
+    case(FI, "model.max_position_embeddings", 16384, "card 16,000 / 003 16K, read as 16,384"),
     case(FI, "model.global_rope_theta", 1_000_000, "003 Method Summary rotary base 1,000,000"),
-    case(FI, "stages.context_extension.rope.global_theta", 1_000_000, "003 §2.4 rotary base 1,000,000"),
-    case(FI, "stages.annealing.rope.global_theta", 1_000_000, "003 §2.4 rotary base 1,000,000"),
-    case(FI, "stages.stable.context.seq_len", 1024, "003 Method Summary stable phase 1024"),
+    case(FI, "model.local_attention", 128, "example_config.yaml:52 window_size"),
+    case(FI, "model.local_rope_theta", 10_000, "example_config.yaml:67"),
+    case(FI, "stages.stable.rope.global_theta", 10_000, "card theta 10,000; example_config.yaml:70"),
+    case(FI, "stages.context_extension.rope.global_theta", 1_000_000, "card; 003 §2.4 rotary base 1,000,000"),
+    case(FI, "stages.annealing.rope.global_theta", 1_000_000, "card; 003 §2.4 rotary base 1,000,000"),
+    case(FI, "stages.stable.context.seq_len", 1024, "card; 003 Method Summary stable phase 1024"),
     case(FI, "stages.context_extension.context.name", "stepwise", "003 Method Summary six steps"),
-    case(FI, "stages.stable.tokens", 370e9, "003 Critical path stable ~370B"),
+    case(FI, "stages.annealing.context.seq_len", 16384, "card: length kept in annealing"),
+    case(FI, "stages.stable.steps", 117_300, "card 117,300 steps"),
+    case(FI, "stages.context_extension.steps", 16_560, "card 16,560 steps"),
+    case(FI, "stages.annealing.steps", 4_140, "train_modernbert.py:273 138,000 - 133,860"),
+    case(FI, "stages.stable.batch_size", 9216, "example_config.yaml:114,135 18 x 8 x 64"),
+    case(FI, "stages.context_extension.batch_size", 1024, "example_config.yaml:118,137 1 x 16 x 64"),
+    case(FI, "stages.annealing.batch_size", 1024, "example_config.yaml:118,137 1 x 16 x 64"),
+    case(FI, "stages.stable.lr", 3e-4, "card 3e-4; example_config.yaml:91"),
+    case(FI, "stages.context_extension.lr", 5e-5, "card 5e-5; example_config.yaml:93 seq_len_lr"),
+    case(FI, "stages.annealing.lr", 3e-4, "sheduler.py:70-73 decay scaled from base_lr"),
     case(FI, "stages.stable.masking.rate", 0.30, "003 Method Summary 30% masking"),
     case(FI, "stages.context_extension.masking.rate", 0.30, "003 Method Summary 30% masking"),
     case(FI, "stages.annealing.masking.rate", 0.30, "003 Method Summary 30% masking"),
+    *[case(FI, f"stages.{s}.packing", "none", "streaming_data.py:200-240 padded, not packed")
+      for s in ("stable", "context_extension", "annealing")],
     case(FI, "tokenizer.name", "bpe", "003 Method Summary BPE tokenizers"),
     case(FI, "tokenizer.round_to_multiple_of", 64, "003 Critical path divisible by 64"),
+    case(FI, "tokenizer.pre_tokenizer", "byte_level", "train_tokenizer_hf.py:98 ByteLevel"),
+    case(FI, "tokenizer.byte_fallback", False, "train_tokenizer_hf.py:96 byte_fallback=False"),
+    case(FI, "tokenizer.normalizer", "nfc", "train_tokenizer_hf.py:97 NFC"),
     case(FI, "optimizer.name", "adamw", "003 Method Summary AdamW"),
+    case(FI, "optimizer.betas", (0.9, 0.98), "train_modernbert.py:235"),
+    case(FI, "optimizer.eps", 1e-6, "train_modernbert.py:236"),
+    case(FI, "optimizer.weight_decay", 1e-6, "example_config.yaml:64"),
     case(FI, "stages.stable.lr_schedule.name", "wsd", "003 Method Summary trapezoidal WSD"),
     case(FI, "stages.stable.lr_schedule.scope", "run", "003 Method Summary one trapezoid"),
-    case(FI, "stages.stable.lr_schedule.decay_start_stage", "annealing", "003 Critical path 4 decay in annealing"),
+    case(FI, "stages.stable.lr_schedule.warmup_steps", 1380, "train_modernbert.py:261 1% of 138,000"),
+    case(FI, "stages.stable.lr_schedule.decay_start_stage", "annealing", "train_modernbert.py:273 97%"),
+    case(FI, "stages.stable.lr_schedule.decay_origin_stage", "context_extension", "sheduler.py:65-67 from 85%"),
+    case(FI, "stages.stable.lr_schedule.decay_shape", "1-sqrt", "sheduler.py:68"),
     # --- Chinese ModernBERT: 004 -------------------------------------------------------
     case(ZH, "metadata.language", "zh", "004 Chinese"),
     case(ZH, "model.num_hidden_layers", 28, "004 Method Summary 28 layers"),
@@ -165,6 +208,8 @@ SEED_VALUES = [
     case(ZH, "stages.stage2.tokens", 0.1e12, "004 Method Summary Stage II 0.1T"),
     case(ZH, "stages.stage1.lr_schedule.name", "damped_cosine", "004 Method Summary damped cosine"),
     case(ZH, "stages.stage2.lr_schedule.name", "damped_cosine", "004 Method Summary damped cosine"),
+    case(ZH, "stages.stage1.lr_schedule.cycles", 1, "choice: the outline's N"),
+    case(ZH, "stages.stage2.lr_schedule.cycles", 1, "choice: the outline's N"),
 ]
 
 
@@ -314,6 +359,13 @@ def test_llmjp_schedule_is_the_same_in_both_stages() -> None:
     assert pick(r, "stages.stage1.masking") == pick(r, "stages.stage2.masking")
 
 
+def test_ja130m_borrowed_configs_link_the_branch_that_holds_them() -> None:
+    """ModernBERT's pre-training YAMLs live on the pretraining_documentation branch, not main."""
+    urls = [s.url for s in recipe(JA130).metadata.sources if "AnswerDotAI/ModernBERT" in (s.url or "")]
+    assert len(urls) == 3
+    assert all("/blob/pretraining_documentation/yamls/modernbert/modernbert-base-" in u for u in urls)
+
+
 def test_ja130m_head_dim_and_total_tokens() -> None:
     r = recipe(JA130)
     assert r.model.hidden_size // r.model.num_attention_heads == 64  # 002: head dimension 64
@@ -334,34 +386,93 @@ def test_finnish_context_extension_reaches_16k_in_six_steps() -> None:
     assert [s.name for s in r.stages] == ["stable", "context_extension", "annealing"]
 
 
-def test_finnish_vocabulary_and_tokens() -> None:
+def test_finnish_vocabulary_is_the_codes_large_size_rounded_to_64() -> None:
     r = recipe(FI)
     vocab = r.tokenizer.params["vocab_size"]
-    assert vocab % 64 == 0  # 003 Critical path: divisible by 64
+    assert vocab == -(-55_571 // 64) * 64  # train_tokenizer_hf.py:61-62 and its rounding loop, :68-75
     assert 27_000 <= vocab <= 128_000  # 003 Method Summary: 27K-128K
     assert r.model.vocab_size == vocab
-    total = sum(s.tokens for s in r.stages)
-    assert 362e9 <= total <= 448e9  # 003: trained on 362 to 448 billion tokens
 
 
-def test_finnish_wsd_is_one_schedule_over_the_run() -> None:
-    r = recipe(FI)
-    schedules = [s.lr_schedule for s in r.stages]
-    assert all(s == schedules[0] for s in schedules)
-    assert schedules[0].params["decay_shape"] == "1-sqrt"
-    assert len({s.lr for s in r.stages}) == 1  # one plateau: a trapezoid
+# --- the authors' code, written out independently, against the recipe's plan -------------
+# rakseli/finnish-modernberts: config-files/example_config.yaml and train_modernbert.py.
+FI_RUN_STEPS = 8_832_000 // 64  # example_config.yaml:49 max_steps over 64 GPUs (train_modernbert.py:123)
 
 
-def test_chinese_mask_curriculum_goes_from_30_to_15_percent() -> None:
+def finnish_code_seq_len(step: int, final: int) -> int:
+    """train_modernbert.py:340-367, seq_length_scheduler, for seq_length 1024."""
+    warmup = int(FI_RUN_STEPS * 0.85)
+    per_phase = (FI_RUN_STEPS - warmup) // 7
+    idx = (step - warmup) // per_phase if step >= warmup else -1
+    idx = max(-1, min(idx, 6))
+    if idx == -1:
+        return 1024
+    return min(int(1024 + (idx + 1) * (final - 1024) / 6), final)
+
+
+def finnish_code_lr(step: int) -> float:
+    """sheduler.py:46-73, TrapezoidalLRSheduler, as built at train_modernbert.py:261-280."""
+    warmup, constant, constant_2 = int(FI_RUN_STEPS * 0.01), int(FI_RUN_STEPS * 0.85), int(FI_RUN_STEPS * 0.97)
+    base, seq_len_lr, min_lr = 3e-4, 5e-5, 1e-8
+    if step <= warmup:
+        return base * step / warmup
+    if step <= constant:
+        return base
+    if step <= constant_2:
+        return seq_len_lr
+    progress = (step - constant) / (FI_RUN_STEPS - constant)
+    return max(min_lr, min_lr + (base - min_lr) * (1 - progress ** 0.5))
+
+
+@pytest.mark.parametrize("name, final", [("fi-modernbert", 16384), ("fi-modernbert-large-short", 8192)])
+def test_finnish_plan_follows_the_released_code(registries, name: str, final: int) -> None:
+    from encoder_recipes.components.context import Fixed, Stepwise
+    from encoder_recipes.components.lr_schedules import WarmupStableDecay
+    from encoder_recipes.validation import load_recipe
+
+    r = load_recipe(name, registries=registries).recipe
+    plan = build_plan(r, registries)
+    assert plan.total_steps == FI_RUN_STEPS == 138_000
+    assert [s.steps for s in plan.stages] == [117_300, 16_560, 4_140]  # card: 117,300 and 16,560 steps
+    assert all(s.lr_schedule == r.stages[0].lr_schedule for s in r.stages)  # one trapezoid over the run
+    schedule = WarmupStableDecay(**r.stages[0].lr_schedule.params)
+    assert schedule.params.warmup_steps == int(plan.total_steps * 0.01)  # not stale against plan's steps
+    contexts = [Fixed(**r.stages[0].context.params), Stepwise(**r.stages[1].context.params),
+                Fixed(**r.stages[2].context.params)]
+    # every step where the code changes something, and around it
+    probes = sorted({0, 1, 700, 1379, 1380, 1381, 50_000, 117_299, 117_301, 120_000, 133_859, 133_861,
+                     137_999} | {117_300 + 2957 * k + d for k in range(7) for d in (-1, 0, 1)})
+    for step in probes:
+        clock = plan.clock(step)
+        stage = plan.stage_at(step)
+        assert contexts[stage.index].seq_len(clock) == finnish_code_seq_len(step, final), step
+        if step in (117_300, 133_860):  # the code switches LR one step after the phase starts
+            continue
+        ours = stage.lr * schedule.multiplier(clock)
+        assert ours == pytest.approx(finnish_code_lr(step), rel=1e-4, abs=1e-12), step
+    # the annealing opens at 3e-4 · (1 - sqrt(0.8)) ≈ 3.17e-5 and ends near 1e-8
+    assert plan.stages[2].lr * schedule.multiplier(plan.clock(133_861)) == pytest.approx(3.17e-5, rel=1e-2)
+    assert plan.stages[2].lr * schedule.multiplier(plan.clock(137_999)) < 5e-7
+
+
+def test_chinese_mask_curriculum_rises_over_warmup_then_falls_to_15_percent(registries) -> None:
+    """Paper §3.2: 15% -> 30% during warmup, then a linear decay to 15% (004 §3.2: "30% -> 15%")."""
     r = recipe(ZH)
+    plan = build_plan(r, registries)
+    warmup_end = pick(r, "stages.stage1.lr_schedule.warmup_steps") / plan.total_steps
     for stage in r.stages:
         masking = stage.masking.params
-        schedule = masking["schedule"]
+        schedule = [tuple(point) for point in masking["schedule"]]
         assert masking["scope"] == "run"
-        assert schedule[0] == [0.0, 0.30]  # 004 §3.2: starts at 30%
-        assert schedule[-1] == [1.0, 0.15]  # 004 §3.2: ends at 15%
-        rates = [rate for _, rate in schedule]
-        assert rates == sorted(rates, reverse=True)
+        assert schedule[0] == (0.0, 0.15)  # starts at 15%
+        (peak_at, peak), last = schedule[1], schedule[-1]
+        assert peak == 0.30 and peak_at == pytest.approx(warmup_end, abs=5e-6)  # 30% when warmup ends
+        assert last == (1.0, 0.15)  # back to 15% at the end of the run
+        assert len(schedule) == 3  # one rise, one straight fall
+
+
+def test_chinese_data_sources_are_the_three_the_abstract_names() -> None:
+    assert [s.name for s in recipe(ZH).data.sources] == ["cci3_hq", "cci4_zh", "cosmopedia_zh"]
 
 
 def test_chinese_vocab_and_stage_two_has_lower_lr() -> None:
@@ -406,12 +517,27 @@ def count_parameters(r: Recipe) -> tuple[int, int]:
     [
         pytest.param(LLMJP, 187e6, "001 §2.1", id="ja_llmjp 187M [001 §2.1]"),
         pytest.param(JA130, 132e6, "002 Model Series", id="ja_modernbert_ja 132M [002 Model Series]"),
-        pytest.param(FI, 475e6, "003 largest model", id="fi_modernbert 475M [003 51M-475M, largest]"),
+        pytest.param(FI, 401e6, "card n_parameters 401M", id="fi_modernbert 401M [finnish-modernbert-large card]"),
     ],
 )
 def test_parameter_count_matches_source(filename: str, expected: float, ref: str) -> None:
     total, _ = count_parameters(recipe(filename))
     assert abs(total - expected) < 1e6, f"{total / 1e6:.2f}M parameters, {ref} says {expected / 1e6:.0f}M"
+
+
+def test_finnish_large_short_is_the_475m_model(registries) -> None:
+    """finnish-modernbert-large-short-cpt card: 475M, vocabulary 128K, sequence length 8192; 003's largest."""
+    from encoder_recipes.validation import load_recipe
+
+    r = load_recipe("fi-modernbert-large-short", registries=registries).recipe
+    total, _ = count_parameters(r)
+    assert abs(total - 475e6) < 1e6
+    assert r.model.vocab_size == r.tokenizer.params["vocab_size"] == 128_000
+    assert r.model.max_position_embeddings == 8192
+    assert pick(r, "stages.context_extension.context.lengths") == [2218, 3413, 4608, 5802, 6997, 8192]
+    assert pick(r, "stages.annealing.context.seq_len") == 8192
+    base = recipe(FI)  # everything else is fi-modernbert's
+    assert [(s.steps, s.batch_size, s.lr) for s in r.stages] == [(s.steps, s.batch_size, s.lr) for s in base.stages]
 
 
 def test_ja130m_embedding_and_transformer_split() -> None:

@@ -9,23 +9,37 @@ only defaults a component has (code never supplies a second one).
 from __future__ import annotations
 
 from abc import ABC
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-KINDS: dict[str, str] = {
-    "tokenizer": "builds or loads the recipe's tokenizer (a PreTrainedTokenizerFast)",
-    "masking": "chooses MLM targets in a batch of token ids and corrupts the inputs",
-    "context": "gives a stage's sequence length at each step of the stage",
-    "lr_schedule": "gives the learning-rate multiplier at each step (a pure function of the clock)",
-    "evaluator": "scores a masked-LM checkpoint and returns named metrics",
-}
-
+if TYPE_CHECKING:
+    from encoder_recipes.schema import Recipe
 
 class Params(BaseModel):
     """Base of every component's parameters: unknown keys are refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """What a named scale (``--scale smoke``) asks of a component; see :meth:`Component.scaled`."""
+
+    #: a full-scale sequence length -> the scale's
+    length: Callable[[int], int]
+    #: a full-scale number of steps -> the scale's, within a span: ``"stage"`` (the stage holding
+    #: the component) or ``"run"`` (all stages)
+    steps: Callable[[int, Literal["stage", "run"]], int]
+    #: the vocabulary a tokenizer trains at this scale
+    vocab_size: int
+
+
+#: a problem a component finds with the recipe using it: (field path under the component's
+#: reference, e.g. ``("decay_start_stage",)``, or ``()`` for the reference itself; message)
+Problem = tuple[tuple[str | int, ...], str]
 
 
 class Component(ABC):
@@ -39,6 +53,25 @@ class Component(ABC):
         if params is not None and kwargs:
             raise TypeError("pass either a Params instance or keyword params, not both")
         self.params = params if params is not None else self.Params(**kwargs)
+
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        """This component's reference at a smaller scale: ``{"name": ..., <params>}``.
+
+        The default keeps the component and its params as they are. A component
+        whose params hold sizes (sequence lengths, step counts, a vocabulary)
+        shrinks them with ``scaling``; one that cannot run offline may name
+        another component to stand in for it.
+        """
+        return {"name": self.name, **self.params.model_dump(mode="python")}
+
+    def check(self, recipe: Recipe) -> list[Problem]:
+        """Problems with how ``recipe`` uses this component, beyond what ``Params`` validates alone.
+
+        Called once the whole recipe is valid against the schema, so a
+        component can check its params against the rest (e.g. a stage it
+        names exists). The default finds none.
+        """
+        return []
 
     @classmethod
     def summary(cls) -> str:

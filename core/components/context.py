@@ -7,12 +7,12 @@ resumed run picks up the length an uninterrupted run had at that step.
 from __future__ import annotations
 
 import bisect
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
 from encoder_recipes.clock import Clock
-from encoder_recipes.components.base import Params
+from encoder_recipes.components.base import Params, Scaling
 from encoder_recipes.components.kinds import ContextSchedule
 
 __all__ = ["Fixed", "Stepwise"]
@@ -31,6 +31,9 @@ class Fixed(ContextSchedule):
 
     def lengths(self) -> list[int]:
         return [self.params.seq_len]
+
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        return {**super().scaled(scaling), "seq_len": scaling.length(self.params.seq_len)}
 
 
 class Stepwise(ContextSchedule):
@@ -90,3 +93,6 @@ class Stepwise(ContextSchedule):
 
     def lengths(self) -> list[int]:
         return list(self.params.lengths)
+
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        return {**super().scaled(scaling), "lengths": [scaling.length(n) for n in self.params.lengths]}

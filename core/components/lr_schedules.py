@@ -14,12 +14,16 @@ reaches ``final_ratio`` at ``t = T``, one step after the last step trained.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from encoder_recipes.clock import Clock
+from encoder_recipes.components.base import Problem, Scaling
 from encoder_recipes.components.kinds import LRSchedule, ScheduledParams
+
+if TYPE_CHECKING:
+    from encoder_recipes.schema import Recipe
 
 __all__ = ["Constant", "LinearWarmupDecay", "WarmupStableDecay", "DampedCosine"]
 
@@ -28,6 +32,14 @@ class WarmupParams(ScheduledParams):
     """Params shared by every schedule with a linear warmup."""
 
     warmup_steps: int = Field(0, ge=0, description="steps of linear warmup from 0 to the peak LR")
+
+
+class _WarmupSchedule(LRSchedule):
+    """A schedule whose params start with :class:`WarmupParams`: the warmup shrinks with its span."""
+
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        return {**super().scaled(scaling),
+                "warmup_steps": scaling.steps(self.params.warmup_steps, self.params.scope)}
 
 
 def _warmup(t: int, warmup_steps: int) -> float | None:
@@ -49,7 +61,7 @@ class Constant(LRSchedule):
         return 1.0
 
 
-class LinearWarmupDecay(LRSchedule):
+class LinearWarmupDecay(_WarmupSchedule):
     """Linear warmup to the peak, then linear decay to final_ratio × peak at the end of the span.
 
     With ``final_ratio = 0`` this is transformers' ``get_linear_schedule_with_warmup``.
@@ -85,7 +97,7 @@ def _decay(shape: str, progress: float) -> float:
     raise ValueError(f"unknown decay shape {shape!r}; known: 1-sqrt, linear, cosine")
 
 
-class WarmupStableDecay(LRSchedule):
+class WarmupStableDecay(_WarmupSchedule):
     """Warmup–stable–decay (trapezoid): warm up, hold the peak, decay at the end.
 
     The decay starts either at the first step of the stage named
@@ -94,6 +106,14 @@ class WarmupStableDecay(LRSchedule):
     reaches ``final_ratio`` at the end of the span. Warmup is linear from 0
     (transformers' ``get_wsd_schedule`` warms up from ``min_lr_ratio``; the two
     agree when ``final_ratio`` is 0).
+
+    ``decay_origin_stage`` (scope ``run``) measures the decay's progress from
+    the start of an earlier stage instead of from the decay's own start, so
+    the decay opens part-way down its curve. The Finnish ModernBERTs' released
+    scheduler does this: its 1-sqrt decay counts progress from the start of the
+    context extension (85% of the run) but only begins at the annealing (97%),
+    so the LR opens at ``1 - sqrt(0.8)`` ≈ 0.106 of the peak
+    (rakseli/finnish-modernberts, src/training/sheduler.py lines 64-73).
     """
 
     name: ClassVar[str] = "wsd"
@@ -108,6 +128,11 @@ class WarmupStableDecay(LRSchedule):
         decay_fraction: float | None = Field(
             None, gt=0, le=1, description="the decay covers this last fraction of the span"
         )
+        decay_origin_stage: str | None = Field(
+            None,
+            description="the decay's progress is counted from the start of this stage, not from the decay's "
+            "start (scope: run; None: from the decay's start)",
+        )
         decay_shape: DecayShape = Field("1-sqrt", description="shape of the decay: 1-sqrt, linear or cosine")
         final_ratio: float = Field(0.0, ge=0, le=1, description="multiplier reached at the end of the span")
 
@@ -117,17 +142,31 @@ class WarmupStableDecay(LRSchedule):
                 raise ValueError("wsd needs exactly one of decay_start_stage or decay_fraction")
             if self.decay_start_stage is not None and self.scope != "run":
                 raise ValueError("decay_start_stage names a stage of the run, so it needs scope: run")
+            if self.decay_origin_stage is not None and self.scope != "run":
+                raise ValueError("decay_origin_stage names a stage of the run, so it needs scope: run")
             return self
+
+    def check(self, recipe: Recipe) -> list[Problem]:
+        stages = [stage.name for stage in recipe.stages]
+        problems: list[Problem] = []
+        for key in ("decay_start_stage", "decay_origin_stage"):
+            wanted = getattr(self.params, key)
+            if wanted is not None and wanted not in stages:
+                problems.append(((key,), f"no stage named {wanted!r}; stages: {', '.join(stages)}"))
+        return problems
+
+    @staticmethod
+    def _stage_start(clock: Clock, stage: str, key: str) -> int:
+        if stage not in clock.stage_starts:
+            known = ", ".join(clock.stage_starts) or "none"
+            raise ValueError(f"wsd {key} {stage!r} is not a stage of this run; stages: {known}")
+        return clock.stage_starts[stage]
 
     def decay_start(self, clock: Clock) -> int:
         """The step (in the schedule's scope) at which the decay begins."""
         _, total = clock.position(self.params.scope)
         if self.params.decay_start_stage is not None:
-            stage = self.params.decay_start_stage
-            if stage not in clock.stage_starts:
-                known = ", ".join(clock.stage_starts) or "none"
-                raise ValueError(f"wsd decay_start_stage {stage!r} is not a stage of this run; stages: {known}")
-            return clock.stage_starts[stage]
+            return self._stage_start(clock, self.params.decay_start_stage, "decay_start_stage")
         # round(): a fraction of a whole number of steps; never before warmup ends.
         decay_steps = round(self.params.decay_fraction * total)
         return max(self.params.warmup_steps, total - decay_steps)
@@ -143,21 +182,30 @@ class WarmupStableDecay(LRSchedule):
         final = self.params.final_ratio
         if t >= total:
             return final
-        progress = float(t - start) / float(max(1, total - start))
+        origin = start
+        if self.params.decay_origin_stage is not None:
+            origin = min(start, self._stage_start(clock, self.params.decay_origin_stage, "decay_origin_stage"))
+        progress = float(t - origin) / float(max(1, total - origin))
         return max(0.0, _decay(self.params.decay_shape, progress) * (1.0 - final) + final)
 
 
-class DampedCosine(LRSchedule):
-    """Linear warmup, then a cosine decay whose amplitude is also damped exponentially.
+class DampedCosine(_WarmupSchedule):
+    """Linear warmup, then a cosine of ``cycles`` cycles whose peaks are damped exponentially.
 
-    After warmup, with ``p`` the post-warmup progress in [0, 1]::
+    After warmup, with ``p`` the post-warmup progress in [0, 1] and ``N`` = ``cycles``::
 
-        m(p) = final_ratio + (1 - final_ratio) · exp(-damping · p) · (1 + cos(π p)) / 2
+        peak(p) = final_ratio + (1 - final_ratio) · exp(-damping · p),  valley = final_ratio
+        m(p)    = (peak(p) + valley) / 2 + (peak(p) - valley) / 2 · cos(π (2N - 1) p)
 
-    The Chinese ModernBERT summary names a "damped cosine" learning rate without
-    giving a formula; this is our documented reading of it. With ``damping = 0``
-    it is transformers' ``get_cosine_schedule_with_warmup``; larger damping
-    drops the LR sooner while still ending at ``final_ratio``.
+    This is the outline secondary accounts give of the Chinese ModernBERT's
+    schedule (arXiv 2510.12285): the cosine ``cos(π(2N-1)p)`` runs ``N`` cycles
+    and ends in a valley, between a peak and a valley curve. Their exact peak
+    and valley curves are not in the text we have, so exponentially damped
+    peaks over a fixed valley at ``final_ratio`` are our reading. With
+    ``cycles = 1`` and ``damping = 0`` it is transformers'
+    ``get_cosine_schedule_with_warmup``; larger damping drops the LR sooner
+    while still ending at ``final_ratio``; ``cycles > 1`` restarts the LR
+    ``N - 1`` times, each restart lower than the last.
     """
 
     name: ClassVar[str] = "damped_cosine"
@@ -165,6 +213,7 @@ class DampedCosine(LRSchedule):
     class Params(WarmupParams):
         final_ratio: float = Field(0.0, ge=0, le=1, description="multiplier reached at the end of the span")
         damping: float = Field(1.0, ge=0, description="exponential damping rate of the cosine's amplitude")
+        cycles: int = Field(1, ge=1, description="cosine cycles N after warmup: cos(π(2N-1)p); 1: one monotone decay")
 
     def multiplier(self, clock: Clock) -> float:
         t, total = clock.position(self.params.scope)
@@ -173,5 +222,6 @@ class DampedCosine(LRSchedule):
         if ramp is not None:
             return ramp
         progress = min(1.0, float(t - w) / float(max(1, total - w)))
-        factor = 0.5 * (1.0 + math.cos(math.pi * progress)) * math.exp(-self.params.damping * progress)
+        phase = math.pi * (2 * self.params.cycles - 1) * progress
+        factor = 0.5 * (1.0 + math.cos(phase)) * math.exp(-self.params.damping * progress)
         return max(0.0, factor * (1.0 - final) + final)

@@ -219,6 +219,9 @@ class WholeWordMasking(_ScheduledRate):
             None, description="a particular word segmenter of the language's plugin (e.g. rjieba); None: its default"
         )
 
+    def segmenter_name(self) -> str | None:
+        return self.params.segmenter
+
     def mask(
         self,
         input_ids: torch.Tensor,

@@ -18,6 +18,12 @@ Trained tokenizers are Hugging Face ``tokenizers`` models wrapped as a
   ``round_to_multiple_of``, padded with never-produced ``<unused_N>`` tokens
   (a multiple of 64 keeps the embedding matmul on fast GPU tiles).
 
+``pre_tokenizer: byte_level`` is GPT-2/RoBERTa's byte-level BPE instead
+(``ByteLevel`` pre-tokenizer and decoder, the 256 byte symbols as the initial
+alphabet, no prefix space), as the Finnish ModernBERTs' tokenizer is; every
+byte is a symbol already, so it takes no byte fallback. ``normalizer: nfc``
+composes Unicode (NFC) before anything else, as that tokenizer does too.
+
 ``pre_tokenizer: morphological`` trains on text pre-split by the language's
 word segmenter (fugashi for Japanese): word boundaries are marked with a
 separator that a training-only ``Split`` pre-tokenizer removes, so no learned
@@ -35,10 +41,10 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from pydantic import Field, model_validator
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from encoder_recipes.components.base import Params
+from encoder_recipes.components.base import Params, Scaling
 from encoder_recipes.components.kinds import Tokenizer as TokenizerComponent
 
 if TYPE_CHECKING:
@@ -78,13 +84,23 @@ class TrainedTokenizerParams(Params):
         None, gt=0, description="target vocabulary incl. specials (None: the vocab_size the recipe passes)"
     )
     byte_fallback: bool = Field(True, description="unseen characters become byte tokens <0x00>..<0xFF>, never [UNK]")
-    pre_tokenizer: Literal["metaspace", "morphological"] = Field(
+    pre_tokenizer: Literal["metaspace", "morphological", "byte_level"] = Field(
         "metaspace",
         description="metaspace: split at spaces (SentencePiece ▁); morphological: also keep learned tokens "
-        "inside the language's words during training",
+        "inside the language's words during training; byte_level: GPT-2-style byte-level BPE (no byte_fallback)",
     )
+    normalizer: Literal["nfc"] | None = Field(None, description="Unicode normalisation before tokenizing; None: none")
     round_to_multiple_of: int = Field(64, gt=0, description="the final vocabulary is rounded up to a multiple of this")
-    max_train_documents: int | None = Field(None, gt=0, description="train on at most this many documents")
+    max_train_documents: int | None = Field(
+        200_000, gt=0, description="documents read to train the tokenizer, taken in turn from each data source; "
+        "null: every training document"
+    )
+
+    @model_validator(mode="after")
+    def _byte_level_has_no_fallback(self) -> TrainedTokenizerParams:
+        if self.pre_tokenizer == "byte_level" and self.byte_fallback:
+            raise ValueError("pre_tokenizer: byte_level already covers every byte; set byte_fallback: false")
+        return self
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -111,12 +127,24 @@ class _TrainedTokenizer(TokenizerComponent):
 
     Params: ClassVar[type[TrainedTokenizerParams]] = TrainedTokenizerParams
 
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        return {**super().scaled(scaling), "vocab_size": scaling.vocab_size}
+
+    def planned_vocab_size(self) -> int | None:
+        if self.params.vocab_size is None:
+            return None
+        return _round_up(self.params.vocab_size, self.params.round_to_multiple_of)
+
     def _model(self) -> models.Model:
         raise NotImplementedError
 
     def _trainer(self, trainable: int) -> trainers.Trainer:
         """A trainer whose vocabulary (specials included, byte tokens not) is ``trainable``."""
         raise NotImplementedError
+
+    def _initial_alphabet(self) -> list[str]:
+        # byte-level: all 256 byte symbols from the start, so no byte is ever unknown
+        return pre_tokenizers.ByteLevel.alphabet() if self.params.pre_tokenizer == "byte_level" else []
 
     def _texts(self, texts: Iterable[str], segmenter: Any) -> Iterator[str]:
         texts = iter(texts)
@@ -147,23 +175,30 @@ class _TrainedTokenizer(TokenizerComponent):
             raise ValueError(f"vocab_size {target} leaves no room for learned tokens beside the specials and bytes")
 
         tok = Tokenizer(self._model())
+        if self.params.normalizer == "nfc":
+            tok.normalizer = normalizers.NFC()
+        byte_level = self.params.pre_tokenizer == "byte_level"
         # "first": only the text's start gets a ▁, not the text after a [MASK] or a word mark.
-        metaspace = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+        encode_time = (pre_tokenizers.ByteLevel(add_prefix_space=False) if byte_level
+                       else pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first"))
         if self.params.pre_tokenizer == "morphological":
             # Training only: cut at the word marks, so merges stay inside words.
             tok.pre_tokenizer = pre_tokenizers.Sequence(
-                [pre_tokenizers.Split(WORD_BOUNDARY, behavior="removed"), metaspace]
+                [pre_tokenizers.Split(WORD_BOUNDARY, behavior="removed"), encode_time]
             )
         else:
-            tok.pre_tokenizer = metaspace
+            tok.pre_tokenizer = encode_time
         tok.train_from_iterator(self._texts(texts, segmenter), self._trainer(trainable))
-        tok.pre_tokenizer = metaspace  # encode time: raw text in, no segmenter
+        tok.pre_tokenizer = encode_time  # encode time: raw text in, no segmenter
 
         tok = _finish_vocab(tok, byte_fallback=self.params.byte_fallback, multiple=multiple)
-        # Llama's decoder chain: ▁ back to spaces, bytes back to characters, drop the prepended space.
-        tok.decoder = decoders.Sequence(
-            [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-        )
+        if byte_level:
+            tok.decoder = decoders.ByteLevel()
+        else:
+            # Llama's decoder chain: ▁ back to spaces, bytes back to characters, drop the prepended space.
+            tok.decoder = decoders.Sequence(
+                [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+            )
         tok.post_processor = processors.TemplateProcessing(
             single=f"{CLS} $A {SEP}",
             pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
@@ -239,6 +274,7 @@ class BPE(_TrainedTokenizer):
             vocab_size=trainable,
             min_frequency=self.params.min_frequency,
             special_tokens=_special_added_tokens(),
+            initial_alphabet=self._initial_alphabet(),
             show_progress=False,
         )
 
@@ -259,6 +295,7 @@ class UnigramTokenizer(_TrainedTokenizer):
             vocab_size=trainable,
             special_tokens=_special_added_tokens(),
             unk_token=UNK,
+            initial_alphabet=self._initial_alphabet(),
             show_progress=False,
         )
 
@@ -270,6 +307,10 @@ class Pretrained(TokenizerComponent):
 
     class Params(Params):
         path: str = Field(description="a folder holding a saved tokenizer, or a Hugging Face hub name")
+
+    def scaled(self, scaling: Scaling) -> dict[str, Any]:
+        # a hub tokenizer cannot be fetched offline: a small BPE is trained in its place
+        return {"name": BPE.name, "vocab_size": scaling.vocab_size}
 
     def build(
         self, *, texts: Any = None, vocab_size: int | None = None, language: str = "", segmenter: Any = None

@@ -10,6 +10,10 @@ from typing import Any
 
 import torch
 
+from encoder_recipes.schema import EvalDefaults
+
+_DEFAULTS = EvalDefaults()  # the schema holds the defaults; an evaluator outside training gets these
+
 #: Sub-folder of a run's ``eval/`` holding evaluators' bulky outputs (histograms,
 #: per-probe predictions). Kept apart from ``eval/step_N.json`` so the model card,
 #: which lists ``eval/*.json``, stays short.
@@ -28,10 +32,10 @@ class EvalContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     #: validation documents, a fresh iterator per call
     documents: Callable[[], Iterator[str]] | None = None
-    seq_len: int = 512
-    packing: str = "none"
+    seq_len: int = _DEFAULTS.seq_len
+    packing: str = _DEFAULTS.packing
     masking: Any = None  #: a Masking component (None: token-level MLM at ``mask_rate``)
-    mask_rate: float = 0.15
+    mask_rate: float = _DEFAULTS.mask_rate
     segmenter: Any = None
     seed: int = 0
     step: int | None = None

@@ -11,10 +11,14 @@ with t = 2, on normalised embeddings f::
     align   = E_(x, x+) ||f(x) - f(x+)||²
     uniform = log E_(x, y) exp(-t ||f(x) - f(y)||²)
 
-Positive pairs give ``align``; random pairs give ``uniform`` (001 §3.6 uses
-1,746 MIRACL positive pairs and 2,000 random Wikipedia pairs). The cosine
-similarities of both kinds of pair are summarised and kept as histograms
-(001 §3.7, Figure 4).
+Positive pairs give ``align``. ``uniform`` is taken, as in SimCSE and in
+llm-jp's own code (llm-jp/llm-jp-modernbert, src/eval/alignment_and_uniformity.py
+lines 20-30 and 112-114), over *all* pairs of distinct embeddings: the texts
+of the random pairs are pooled (2,000 pairs → 4,000 embeddings) and every
+off-diagonal entry of their distance matrix counts, not only the 2,000
+pairings. 001 §3.6 uses 1,746 MIRACL positive pairs and 2,000 random
+Wikipedia pairs. The cosine similarities of both kinds of pair are summarised
+and kept as histograms (001 §3.7, Figure 4).
 """
 
 from __future__ import annotations
@@ -71,11 +75,18 @@ def alignment(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((x - y).pow(2).sum(-1).mean())
 
 
-def uniformity(x: torch.Tensor, y: torch.Tensor, t: float = 2.0) -> float:
-    """SimCSE uniformity over the pairs (row i of ``x``, row i of ``y``): log mean exp(-t·squared distance)."""
-    sq = (x - y).pow(2).sum(-1).double()
+def uniformity(embeddings: torch.Tensor, t: float = 2.0) -> float:
+    """SimCSE uniformity of (N, H) L2-normalised embeddings: log mean exp(-t·squared distance)
+    over all N(N-1) ordered pairs of distinct rows (the diagonal left out), as llm-jp computes it."""
+    e = embeddings.double()
+    n = e.shape[0]
+    if n < 2:
+        raise ValueError(f"uniformity needs at least two embeddings, got {n}")
+    sq_norm = e.pow(2).sum(-1, keepdim=True)
+    sq = (sq_norm + sq_norm.T - 2.0 * e @ e.T).clamp(min=0.0)
+    off_diagonal = sq[~torch.eye(n, dtype=torch.bool)]
     # log-mean-exp, stable when every distance is large
-    return float(torch.logsumexp(-t * sq, dim=0) - math.log(len(sq)))
+    return float(torch.logsumexp(-t * off_diagonal, dim=0) - math.log(off_diagonal.numel()))
 
 
 def cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -113,7 +124,9 @@ class AlignmentUniformityEvaluator(Evaluator):
         dataset_config: str | None = Field(None, description="datasets config (None: the language, e.g. ja)")
         split: str = Field("dev", description="datasets split for pairs: miracl")
         num_positive: int = Field(256, gt=0, description="positive pairs (001 §3.6: 1,746)")
-        num_random: int = Field(256, gt=1, description="random pairs of validation paragraphs (001 §3.6: 2,000)")
+        num_random: int = Field(
+            256, gt=1, description="random pairs of validation paragraphs; uniformity uses all pairs of their "
+            "2 × num_random texts (001 §3.6: 2,000)")
         t: float = Field(2.0, gt=0, description="uniformity temperature (SimCSE: 2)")
         histogram_bins: int = Field(40, gt=0, description="bins of the cosine-similarity histograms over [-1, 1]")
         batch_size: int = Field(32, gt=0)
@@ -145,7 +158,7 @@ class AlignmentUniformityEvaluator(Evaluator):
         pos_cos, rnd_cos = cosine(pos_a, pos_b), cosine(rnd_a, rnd_b)
         results: dict[str, Any] = {
             "alignment": alignment(pos_a, pos_b),
-            "uniformity": uniformity(rnd_a, rnd_b, p.t),
+            "uniformity": uniformity(torch.cat([rnd_a, rnd_b]), p.t),
             "positive_pairs": len(positive),
             "random_pairs": len(random_),
         }

@@ -80,12 +80,10 @@ class FillMaskEvaluator(Evaluator):
         k: int = Field(5, gt=0, description="a probe is a hit when an answer is among the k most likely tokens")
 
     def evaluate(self, *, model: Any, tokenizer: Any, context: EvalContext) -> dict[str, Any]:
-        registries = context.registries
-        if registries is None:
-            from encoder_recipes.registry import default_registries
-
-            registries = default_registries()
-        probes = registries.fill_mask_probes(context.language)
+        if context.registries is None:
+            raise ValueError("the fill_mask evaluator asks the language plugins for probes: "
+                             "its context needs the registries")
+        probes = context.registries.fill_mask_probes(context.language)
         if not probes:
             return {"probes": 0, "note": f"no plugin supplies fill-mask probes for {context.language!r}"}
         summary, rows = score_probes(model, tokenizer, probes, k=self.params.k, device=context.device)

@@ -1,4 +1,8 @@
-"""Pseudo-perplexity by sequence length (001 §3.5, following NeoBERT).
+"""Pseudo-perplexity by sequence length: llm-jp's protocol (001 §3.5), adapted from NeoBERT's.
+
+NeoBERT masks every token of a sequence; the length bins and the ``positions``
+sampled per sequence are llm-jp's adaptation (llm-jp/llm-jp-modernbert,
+src/eval/pseudo_perplexity.py), which ``mode: sampled`` follows; ``mode: all`` is NeoBERT's.
 
 Sequences are stratified into length bins; in each sequence ``positions``
 token positions are drawn with replacement and each is masked *alone* — one
@@ -83,7 +87,7 @@ def masked_position_losses(model: Any, ids: list[int], positions: list[int], *, 
 
 
 class PseudoPerplexityEvaluator(Evaluator):
-    """Pseudo-perplexity by length bin: single-token masking at sampled positions (001 §3.5 / NeoBERT)."""
+    """Pseudo-perplexity by length bin: single-token masking at sampled positions (001 §3.5, llm-jp's adaptation of NeoBERT)."""
 
     name: ClassVar[str] = "pppl"
 

@@ -91,7 +91,7 @@ def evaluate_model_dir(
     documents: Callable[[], Iterator[str]] | None = None,
     device: str | None = None,
     seed: int = 0,
-    registries: Any = None,
+    registries: Any,
     trust_remote_code: bool = False,
     log: Callable[[str], object] | None = None,
 ) -> dict[str, Any]:
@@ -108,21 +108,22 @@ def evaluate_model_dir(
     from encoder_recipes.evaluation.context import EvalContext
     from encoder_recipes.evaluation.embeddings import max_positions
     from encoder_recipes.modeling.export import load_model
-    from encoder_recipes.registry import default_registries
+    from encoder_recipes.schema import EvalDefaults
     from encoder_recipes.training.distributed import pick_device
 
-    registries = registries or default_registries()
     # every name and its params are checked before the model is loaded
     components = [registries.component("evaluator", name)(**params) for name, params in evaluators]
     language = language or card_language(model_dir)
     if not language:
         raise ValueError(f"{model_dir} has no model card naming its language; pass --language")
     torch_device = pick_device(device)
+    defaults = EvalDefaults()
     model = load_model(model_dir, trust_remote_code=trust_remote_code).to(torch_device).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     context = EvalContext(
         language=language, device=torch_device, documents=documents or _lazy_sample_documents(language),
-        seq_len=min(512, max_positions(model) or 512), segmenter=registries.word_segmenter(language),
+        seq_len=min(defaults.seq_len, max_positions(model) or defaults.seq_len),
+        segmenter=registries.word_segmenter(language),
         seed=seed, registries=registries,
     )
     results: dict[str, Any] = {}
@@ -166,7 +167,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out = evaluate_model_dir(
             args.model_dir, [(n, params[n]) for n in names], language=args.language,
             documents=documents_from_file(args.documents) if args.documents else None,
-            device=args.device, seed=args.seed, trust_remote_code=args.trust_remote_code,
+            device=args.device, seed=args.seed, trust_remote_code=args.trust_remote_code, registries=args.registries(),
             log=lambda msg: print(msg, file=sys.stderr),
         )
     except (ValueError, RegistryError, ValidationError, SampleCorpusMissing, FileNotFoundError, OSError) as exc:

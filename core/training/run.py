@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from encoder_recipes.registry import default_registries
 from encoder_recipes.validation import load_recipe
 
 
@@ -28,7 +27,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     from encoder_recipes.training.checkpoint import CheckpointError
     from encoder_recipes.training.trainer import RunOptions, StopRequested, TrainingError, default_output, train
 
-    registries = default_registries()
+    registries = args.registries()
     resolved = load_recipe(args.recipe, overrides=args.overrides or [], scale=args.scale, registries=registries)
     output = Path(args.output) if args.output else default_output(resolved)
     try:

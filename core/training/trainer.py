@@ -31,6 +31,7 @@ from encoder_recipes.modeling.build import build_model, describe_attention_backe
 from encoder_recipes.modeling.export import export_model
 from encoder_recipes.plan import Plan, StagePlan, build_plan
 from encoder_recipes.registry import Registries
+from encoder_recipes.schema import identity
 from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.batches import Batch
 from encoder_recipes.training.memory import micro_batch_for
@@ -39,10 +40,6 @@ from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
 from encoder_recipes.training.metrics import MetricsLog, StageProgress, read_metrics
 from encoder_recipes.validation import ResolvedRecipe
-
-#: documents read from the training data to train a tokenizer when its params set no limit
-TOKENIZER_DOCUMENTS = 200_000
-
 
 class TrainingError(RuntimeError):
     """The run cannot go on; the message says why and what to do."""
@@ -68,11 +65,9 @@ class RunOptions:
 
 
 def recipe_hash(resolved: ResolvedRecipe) -> str:
-    """Identity of what a run trains; logging and checkpoint cadence do not count."""
-    data = resolved.to_dict()
-    for key in ("log_every", "checkpoint_every", "keep_checkpoints", "evaluators"):
-        data.pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    """Identity of what a run trains: the schema marks the fields that do not count (``schema.identity``)."""
+    data = identity(resolved.recipe)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -201,20 +196,12 @@ class Trainer:
         from transformers import AutoTokenizer
 
         saved = self.out / "tokenizer"
-        if self.dist.main and (saved / "tokenizer.json").exists():
-            try:
-                AutoTokenizer.from_pretrained(saved)
-            except Exception as exc:  # a run killed while saving it, before the atomic write below existed
-                if ckpt.list_checkpoints(self.out / "checkpoints"):
-                    raise TrainingError(f"the run's tokenizer {saved} cannot be loaded ({exc}), "
-                                        "and its checkpoints were trained with it") from None
-                shutil.rmtree(saved)  # no checkpoint used it: train it again
-        self.dist.barrier()  # every rank sees the folder as the main rank left it
-        if not (saved / "tokenizer.json").exists():
+        exists = (saved / "tokenizer.json").exists()
+        self.dist.barrier()  # every rank has looked before the main rank may write it
+        if not exists:
             if self.dist.main:
                 component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
-                limit = self.recipe.tokenizer.params.get("max_train_documents") or TOKENIZER_DOCUMENTS
-                tok = component.build(texts=self._tokenizer_texts(limit), vocab_size=None,
+                tok = component.build(texts=self._tokenizer_texts(), vocab_size=None,
                                       language=self.recipe.metadata.language, segmenter=self.segmenter)
                 # all or nothing: a kill while saving leaves only the temp folder, replaced next time
                 tmp = self.out / ".tmp-tokenizer"
@@ -225,23 +212,20 @@ class Trainer:
             self.dist.barrier()
         return AutoTokenizer.from_pretrained(saved)
 
-    def _tokenizer_texts(self, limit: int):
-        per_source = max(1, limit // len(self.recipe.data.sources))
-        for source in self.recipe.data.sources:
-            for i, text in enumerate(iter_documents(source, "train",
-                                                    validation_fraction=self.recipe.data.validation_fraction)):
-                if i >= per_source:
-                    break
-                yield text
+    def _tokenizer_texts(self):
+        """Training documents, one from each source in turn; the tokenizer reads as many as it wants."""
+        streams = [iter(iter_documents(source, "train", validation_fraction=self.recipe.data.validation_fraction))
+                   for source in self.recipe.data.sources]
+        while streams:
+            for stream in list(streams):
+                try:
+                    yield next(stream)
+                except StopIteration:
+                    streams.remove(stream)
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        opt = self.recipe.optimizer
-        # weight decay on matrices only: norms and biases are left alone, as in BERT and ModernBERT
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": opt.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.recipe.stages[0].lr, betas=opt.betas, eps=opt.eps,
-                                 fused=self.device.type == "cuda")
+        optimizer = self.resolved.component(self.registries, "optimizer", self.recipe.optimizer)
+        return optimizer.build(self.model, lr=self.recipe.stages[0].lr)
 
     def _load(self, found: ckpt.Checkpoint) -> None:
         model_state, optimizer_state, state = ckpt.load_checkpoint(found, map_location=self.device)
@@ -279,6 +263,10 @@ class Trainer:
                 steps.append(StepPlan(step, stage.batch_size, context.seq_len(clock), masking.rate(clock),
                                       stage.lr * schedule.multiplier(clock)))
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
+            if spec.reset_optimizer and self.step == stage.start:
+                # Only at the stage's first step: a resume inside the stage keeps the stage's own moments.
+                # An empty state makes AdamW initialise each parameter's moments (and step) afresh.
+                self.optimizer.state.clear()
             batches = self._batches(stage, masking, data, steps)
             try:
                 data = self._train_stage(stage, steps, batches)
@@ -399,7 +387,7 @@ class Trainer:
     def _segmenter_for(self, masking):
         if not masking.needs_words:
             return None
-        name = getattr(masking.params, "segmenter", None)
+        name = masking.segmenter_name()
         return self.registries.word_segmenter(self.recipe.metadata.language, name) if name else self.segmenter
 
     def _checkpoint(self, stage: StagePlan, data: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ any outside plugin; the components themselves live in
 ``encoder_recipes.components`` and ``encoder_recipes.evaluation``.
 """
 
-from encoder_recipes.components import context, lr_schedules, masking, tokenizers
+from encoder_recipes.components import context, lr_schedules, masking, optimizers, tokenizers
 from encoder_recipes.evaluation import embeddings, fill_mask, finetune, mlm, pppl, retrieval
 from encoder_recipes.hookspecs import hookimpl
 
@@ -45,3 +45,8 @@ def encoder_recipes_register_evaluators():
         fill_mask.FillMaskEvaluator,
         finetune.FinetuneEvaluator,
     ]
+
+
+@hookimpl
+def encoder_recipes_register_optimizers():
+    return [optimizers.AdamW, optimizers.StableAdamW]

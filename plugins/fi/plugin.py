@@ -16,14 +16,20 @@ from encoder_recipes.recipes import recipe_path
 
 @hookimpl
 def encoder_recipes_register_recipes() -> list[Path]:
-    """The Finnish seed recipe: Finnish ModernBERT (stable, six-step context extension, annealing)."""
-    return [recipe_path("fi_modernbert.yaml")]
+    """The Finnish seed recipes: Finnish ModernBERT-large and -large-short (stable, six-step context extension, annealing)."""
+    return [recipe_path("fi_modernbert.yaml"), recipe_path("fi_modernbert_large_short.yaml")]
 
 
 @hookimpl
-def encoder_recipes_word_segmenter(language: str) -> WordSegmenter | None:
-    """Whitespace words for "fi" (whole-word masking then groups the tokens of each word)."""
-    return WhitespaceSegmenter() if language == "fi" else None
+def encoder_recipes_word_segmenter(language: str, name: str | None) -> WordSegmenter | None:
+    """Whitespace words for "fi", by default or as ``name="whitespace"`` (whole-word masking then groups
+    the tokens of each word).
+
+    None for another language or another segmenter name.
+    """
+    if language != "fi" or name not in (None, WhitespaceSegmenter.name):
+        return None
+    return WhitespaceSegmenter()
 
 
 @hookimpl

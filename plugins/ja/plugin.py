@@ -11,7 +11,7 @@ from pathlib import Path
 from encoder_recipes.components.segmenters import WordSegmenter
 from encoder_recipes.hookspecs import hookimpl
 from encoder_recipes.plugins.ja.probes import probes_for
-from encoder_recipes.plugins.ja.segmenter import mecab_segmenter
+from encoder_recipes.plugins.ja.segmenter import MeCabSegmenter, mecab_segmenter
 from encoder_recipes.recipes import recipe_path
 
 
@@ -22,9 +22,12 @@ def encoder_recipes_register_recipes() -> list[Path]:
 
 
 @hookimpl
-def encoder_recipes_word_segmenter(language: str) -> WordSegmenter | None:
-    """MeCab (fugashi, UniDic-lite) words for "ja"; fugashi is imported on first use."""
-    return mecab_segmenter() if language == "ja" else None
+def encoder_recipes_word_segmenter(language: str, name: str | None) -> WordSegmenter | None:
+    """MeCab (fugashi, UniDic-lite) words for "ja", by default or as ``name="mecab"``; fugashi is imported on first use.
+
+    None for another language or another segmenter name.
+    """
+    return mecab_segmenter() if language == "ja" and name in (None, MeCabSegmenter.name) else None
 
 
 @hookimpl

@@ -22,7 +22,7 @@ def encoder_recipes_register_recipes() -> list[Path]:
 
 
 @hookimpl
-def encoder_recipes_word_segmenter(language: str, name: str | None = None) -> WordSegmenter | None:
+def encoder_recipes_word_segmenter(language: str, name: str | None) -> WordSegmenter | None:
     """Chinese words for "zh": jieba by default, ``name="rjieba"`` for the Rust port.
 
     None for another language, an unknown name, or rjieba when it is not

@@ -112,6 +112,40 @@ def test_wsd_decays_from_the_named_stage_across_the_run():
     assert values == pytest.approx(expected, abs=1e-12)
 
 
+def finnish_trapezoid_decay(step: int, *, origin: int, total: int, base_lr: float, min_lr: float) -> float:
+    """The decay branch of the Finnish ModernBERTs' TrapezoidalLRSheduler, written out independently
+    (rakseli/finnish-modernberts, src/training/sheduler.py lines 64-73): progress counted from
+    ``origin`` (their ``num_constant_steps``), not from where the decay begins."""
+    progress = (step - origin) / max(1, total - origin)
+    return max(min_lr, min_lr + (base_lr - min_lr) * (1 - math.sqrt(progress)))
+
+
+def test_wsd_decay_counted_from_an_earlier_stage_matches_the_finnish_scheduler():
+    base_lr, min_lr = 3e-4, 1e-8
+    sched = WarmupStableDecay(warmup_steps=5, decay_start_stage="anneal", decay_origin_stage="ext",
+                              decay_shape="1-sqrt", final_ratio=min_lr / base_lr)
+    values = [sched.multiplier(run_clock(t)) for t in range(40)]
+    assert values[5:30] == [1.0] * 25  # the plateau is untouched: the decay still begins at "anneal"
+    # At the decay's first step the curve is already 20 of 30 steps along: 1 - sqrt(2/3) of the peak.
+    assert values[30] == pytest.approx(1e-8 / 3e-4 + (1 - 1e-8 / 3e-4) * (1 - math.sqrt(2 / 3)))
+    reference = [finnish_trapezoid_decay(t, origin=10, total=40, base_lr=base_lr, min_lr=min_lr) / base_lr
+                 for t in range(30, 40)]
+    assert values[30:] == pytest.approx(reference, rel=1e-12)
+    assert sched.multiplier(run_clock(39)) > min_lr / base_lr  # ends one step before the minimum
+
+
+def test_wsd_decay_origin_defaults_to_the_decay_start():
+    plain = WarmupStableDecay(decay_start_stage="anneal")
+    same = WarmupStableDecay(decay_start_stage="anneal", decay_origin_stage="anneal")
+    assert [plain.multiplier(run_clock(t)) for t in range(40)] == [same.multiplier(run_clock(t)) for t in range(40)]
+
+
+def test_wsd_unknown_origin_stage_lists_the_stages():
+    sched = WarmupStableDecay(decay_start_stage="anneal", decay_origin_stage="context")
+    with pytest.raises(ValueError, match="decay_origin_stage 'context'.*pre, ext, anneal"):
+        sched.multiplier(run_clock(35))
+
+
 def test_wsd_unknown_stage_lists_the_stages():
     sched = WarmupStableDecay(decay_start_stage="cooldown")
     with pytest.raises(ValueError, match="cooldown.*pre, ext, anneal"):
@@ -126,6 +160,7 @@ def test_wsd_unknown_stage_lists_the_stages():
         {"decay_fraction": 0.0},
         {"decay_fraction": 1.5},
         {"decay_start_stage": "anneal", "scope": "stage"},
+        {"decay_fraction": 0.2, "decay_origin_stage": "ext", "scope": "stage"},
         {"decay_fraction": 0.2, "decay_shape": "exp"},
         {"decay_fraction": 0.2, "warmup_steps": -1},
         {"decay_fraction": 0.2, "final_ratio": 1.5},
@@ -154,6 +189,22 @@ def test_damped_cosine_follows_its_formula():
     # Damping lowers the curve between the peak and the end.
     assert sched.multiplier(stage_clock(14, total)) < plain.multiplier(stage_clock(14, total))
     assert sched.multiplier(stage_clock(total, total)) == pytest.approx(0.1)
+
+
+def test_damped_cosine_with_cycles_restarts_lower_and_ends_in_the_valley():
+    sched = DampedCosine(warmup_steps=0, damping=1.0, final_ratio=0.1, cycles=2)
+    total = 30
+    values = [sched.multiplier(stage_clock(t, total)) for t in range(total + 1)]
+    for t, value in enumerate(values):
+        p = t / total
+        peak = 0.1 + 0.9 * math.exp(-p)
+        expected = (peak + 0.1) / 2 + (peak - 0.1) / 2 * math.cos(math.pi * 3 * p)
+        assert value == pytest.approx(expected, abs=1e-12)
+    assert values[10] == pytest.approx(0.1)  # p = 1/3: the first valley
+    assert values[20] == pytest.approx(0.1 + 0.9 * math.exp(-2 / 3))  # p = 2/3: a lower second peak
+    assert values[30] == pytest.approx(0.1)  # ends in the valley
+    one = DampedCosine(warmup_steps=0, damping=1.0, final_ratio=0.1)
+    assert one.multiplier(stage_clock(10, total)) > values[10]  # one cycle: still decaying at p = 1/3
 
 
 def test_stage_scope_restarts_each_stage():

@@ -195,6 +195,29 @@ def test_morphological_needs_a_segmenter():
         UnigramTokenizer(pre_tokenizer="morphological").build(texts=JA, vocab_size=512, language="xx", segmenter=None)
 
 
+FI = ["Turkua on perinteisesti pidetty Suomen porttina länteen.",
+      "Aurajoen suulle syntynyt kaupunki on aina ollut merkittävä satamakaupunki.",
+      "Huset Montfort av Bretagne regerade i hertigdömet Bretagne från 1365 till 1514.",
+      "Oaidnit tabeallas ahte leat unnán ohccit ja unnán oahppit."] * 5
+
+
+def test_byte_level_bpe_with_nfc_as_the_finnish_modernberts_train_it(english):
+    tok = BPE(pre_tokenizer="byte_level", byte_fallback=False, normalizer="nfc").build(
+        texts=english + FI, vocab_size=800, language="fi", segmenter=None)
+    assert len(tok) % 64 == 0
+    vocab = tok.get_vocab()
+    assert "<0x41>" not in vocab and "Ġ" in vocab  # byte-level symbols, not byte-fallback pieces
+    for text in ["Suomen porttina länteen.", "I ❤ 🦜 parrots", "čađahit skuvlaoahpu"]:
+        ids = tok(text)["input_ids"]
+        assert tok.unk_token_id not in ids  # every byte is a symbol: nothing is unknown
+        assert tok.decode(ids, skip_special_tokens=True) == text
+    # NFC: a decomposed "a" + combining diaeresis encodes exactly as the composed "ä"
+    assert tok("la\u0308nteen")["input_ids"] == tok("länteen")["input_ids"]
+    plain = BPE(pre_tokenizer="byte_level", byte_fallback=False).build(
+        texts=english + FI, vocab_size=800, language="fi", segmenter=None)
+    assert plain("la\u0308nteen")["input_ids"] != plain("länteen")["input_ids"]
+
+
 def test_vocab_size_is_required():
     with pytest.raises(ValueError, match="vocab_size"):
         BPE().build(texts=JA, vocab_size=None, language="ja", segmenter=None)
@@ -208,6 +231,8 @@ def test_vocab_size_is_required():
     [
         (UnigramTokenizer, {"min_frequency": 2}),
         (BPE, {"pre_tokenizer": "whitespace"}),
+        (BPE, {"pre_tokenizer": "byte_level"}),  # byte-level takes no byte fallback
+        (BPE, {"normalizer": "nfkc"}),
         (BPE, {"vocab_size": 0}),
         (BPE, {"round_to_multiple_of": 0}),
         (BPE, {"max_train_documents": -1}),

@@ -29,19 +29,44 @@ def test_orthonormal_vectors():
     e = torch.eye(4)
     x, y = e[[0, 1, 2]], e[[1, 2, 3]]
     # ||a - b||² = 2 for distinct orthonormal vectors: uniform = log(e^(-2·2)) = -4
-    assert uniformity(x, y) == pytest.approx(-4.0)
+    assert uniformity(e) == pytest.approx(-4.0)
     assert alignment(x, y) == pytest.approx(2.0)
     assert alignment(x, x) == 0.0
-    assert uniformity(x, x) == pytest.approx(0.0)  # all pairs at one point: the maximum, 0
+    assert uniformity(torch.ones(3, 2) / math.sqrt(2)) == pytest.approx(0.0)  # all at one point: the maximum, 0
 
 
-def test_mixed_pairs_by_hand():
-    e = torch.eye(3)
-    x, y = e[[0, 0]], e[[0, 1]]  # squared distances 0 and 2
-    assert alignment(x, y) == pytest.approx(1.0)
-    assert uniformity(x, y) == pytest.approx(math.log((1 + math.exp(-4)) / 2))
+def test_uniformity_counts_every_off_diagonal_pair_by_hand():
+    # rows a, a, b with a ⟂ b: of the 6 ordered pairs of distinct rows, 2 are at distance 0 and 4 at 2
+    e = torch.eye(2)[[0, 0, 1]]
+    assert uniformity(e) == pytest.approx(math.log((2 + 4 * math.exp(-4)) / 6))
     # opposite unit vectors: squared distance 4; with t = 1, uniform = -4
-    assert uniformity(torch.tensor([[1.0, 0.0]]), torch.tensor([[-1.0, 0.0]]), t=1.0) == pytest.approx(-4.0)
+    assert uniformity(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), t=1.0) == pytest.approx(-4.0)
+    with pytest.raises(ValueError, match="at least two"):
+        uniformity(torch.eye(2)[:1])
+
+
+def llm_jp_uniformity(embeddings: torch.Tensor, t: float = 2.0) -> float:
+    """llm-jp's compute_uniformity, written out independently
+    (llm-jp/llm-jp-modernbert, src/eval/alignment_and_uniformity.py lines 20-30)."""
+    e = torch.nn.functional.normalize(embeddings.double(), dim=1)
+    total, count = 0.0, 0
+    for i in range(len(e)):
+        for j in range(len(e)):
+            if i != j:
+                total += math.exp(-t * float((e[i] - e[j]).pow(2).sum()))
+                count += 1
+    return math.log(total / count)
+
+
+def test_uniformity_matches_llm_jp_over_all_pairs_not_only_the_pairings():
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(12, 5, generator=g), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(12, 5, generator=g), dim=-1)
+    pooled = torch.cat([a, b])
+    assert uniformity(pooled) == pytest.approx(llm_jp_uniformity(pooled), rel=1e-6)
+    # the pairings alone (row i of a with row i of b) give a different number
+    pairings_only = math.log(float(torch.exp(-2 * (a - b).pow(2).sum(-1)).mean()))
+    assert abs(uniformity(pooled) - pairings_only) > 1e-3
 
 
 def test_mean_pool_ignores_padding():

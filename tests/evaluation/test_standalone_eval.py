@@ -10,6 +10,7 @@ import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from encoder_recipes.evaluation.standalone import add_eval_parser, card_language, parse_params
+from encoder_recipes.registry import default_registries
 
 from .conftest import tiny_modernbert
 
@@ -18,6 +19,7 @@ def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="encoder-recipes")
     add_eval_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    args.registries = default_registries  # what the CLI's main hands every command
     return args.func(args)
 
 

@@ -57,6 +57,7 @@ def test_plugins_register_their_recipes(loaded) -> None:
         "ja-llmjp": "ja",
         "ja-modernbert-ja": "ja",
         "fi-modernbert": "fi",
+        "fi-modernbert-large-short": "fi",
         "zh-modernbert-wwm": "zh",
     }
     for name in owners:
@@ -87,6 +88,12 @@ def test_segmenter_hook_answers_for_its_language(hook, language: str, cls: type)
 
 def test_segmenter_hook_has_no_answer_for_other_languages(hook) -> None:
     assert hook.encoder_recipes_word_segmenter(language="en", name=None) is None
+
+
+@pytest.mark.parametrize("language, name", [("ja", "mecab"), ("zh", "jieba"), ("fi", "whitespace")])
+def test_each_plugin_answers_for_its_segmenter_by_name_and_for_no_other(hook, language: str, name: str) -> None:
+    assert hook.encoder_recipes_word_segmenter(language=language, name=name).name == name
+    assert hook.encoder_recipes_word_segmenter(language=language, name="pkuseg") is None
 
 
 def test_japanese_segmenter_finds_words(hook) -> None:
@@ -161,7 +168,7 @@ def test_plugins_load_without_the_language_extras() -> None:
         "from encoder_recipes.plugins.ja import plugin as ja\n"
         "from encoder_recipes.plugins.zh import plugin as zh\n"
         "assert len(ja.encoder_recipes_register_recipes()) == 2\n"
-        "assert ja.encoder_recipes_word_segmenter(language='ja') is not None\n"
+        "assert ja.encoder_recipes_word_segmenter(language='ja', name=None) is not None\n"
         "assert len(zh.encoder_recipes_fill_mask_probes(language='zh')) >= 6\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

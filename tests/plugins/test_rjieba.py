@@ -56,12 +56,6 @@ def test_hook_answers_by_name(hook, name: str | None, cls: type) -> None:
     assert segmenter.name == (name or "jieba")
 
 
-def test_hook_without_a_name_gives_the_default(hook) -> None:
-    """Callers written before the hook gained ``name`` still get jieba."""
-    with pytest.warns(UserWarning, match="name"):  # pluggy warns that the spec's argument is missing
-        assert type(hook.encoder_recipes_word_segmenter(language="zh")) is JiebaSegmenter
-
-
 def test_hook_has_no_answer_for_unknown_names_or_languages(hook) -> None:
     assert hook.encoder_recipes_word_segmenter(language="zh", name="pkuseg") is None
     assert hook.encoder_recipes_word_segmenter(language="ja", name="rjieba") is None

@@ -244,24 +244,6 @@ def test_an_evaluation_lost_to_a_kill_is_run_on_resume(train_recipe, tmp_path):
     assert [r["step"] for r in read_metrics(run) if r.get("event") == "eval"] == [4, 6]
 
 
-def test_a_torn_tokenizer_from_a_killed_first_run_is_trained_again(train_recipe, tmp_path, english_corpus):
-    from encoder_recipes.components.tokenizers import BPE
-    from encoder_recipes.registry import default_registries
-
-    run = tmp_path / "run"
-    texts = (english_corpus / "docs.txt").read_text().splitlines()
-    BPE(BPE.Params(vocab_size=512)).build(texts=iter(texts), vocab_size=None, language="en",
-                                          segmenter=None).save_pretrained(run / "tokenizer")
-    _truncate(run / "tokenizer" / "tokenizer.json")  # tokenizer.json is written last: the kill lands in it
-    registries = default_registries()
-    resolved = load_recipe(str(train_recipe(steps1=2, steps2=1)), registries=registries, overrides=["data_workers=0"])
-    try:
-        train(resolved, registries, RunOptions(output=run, resume="auto", max_steps=1, progress=False))
-    except TrainingError as exc:  # a clear refusal would be acceptable too, but it is not what happens today
-        pytest.fail(f"refused: {exc}")
-    assert ckpt.latest_complete(run / "checkpoints") is not None
-
-
 def test_a_torn_last_metrics_line_does_not_stop_a_resume(train_recipe, tmp_path):
     from encoder_recipes.registry import default_registries
 

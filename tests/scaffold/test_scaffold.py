@@ -23,7 +23,7 @@ import pytest
 
 from encoder_recipes import __version__
 from encoder_recipes.plugin_manager import load_plugins
-from encoder_recipes.registry import build_registries
+from encoder_recipes.registry import build_registries, default_registries
 from encoder_recipes.scaffold import (
     DEFAULT_EXTENDS,
     ScaffoldError,
@@ -185,10 +185,11 @@ def test_an_existing_package_is_overwritten_only_with_force(tmp_path, registries
     assert "@hookimpl" in plugin.read_text(encoding="utf-8")
 
 
-def test_new_plugin_subcommand(tmp_path, capsys):
+def test_new_plugin_subcommand(tmp_path, capsys, registries):
     parser = argparse.ArgumentParser(prog="encoder-recipes")
     add_new_plugin_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["new-plugin", "ko", "--dest", str(tmp_path), "--name", "ko-encoders"])
+    args.registries = lambda: registries  # what the CLI's main hands every command
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert f"pip install -e {tmp_path / 'ko-encoders'}" in out and "encoder-recipes validate ko-starter" in out
@@ -229,7 +230,7 @@ def _cli(*args: str, cwd: Path | None = None) -> str:
 
 @pytest.mark.slow
 def test_generate_install_list_validate_test_and_run_an_english_plugin(tmp_path):
-    root = new_plugin("en", dest=tmp_path)
+    root = new_plugin("en", dest=tmp_path, registries=default_registries())
     pip = (sys.executable, "-m", "pip")
     try:
         _run(*pip, "install", "--no-deps", "--no-build-isolation", "-e", str(root))

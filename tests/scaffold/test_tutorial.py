@@ -65,3 +65,20 @@ def test_tutorial_commands_run(tmp_path):
                        capture_output=True)
     with pytest.raises(md.PackageNotFoundError):
         md.distribution("encoder-recipes-en")
+
+
+def test_the_component_example_is_a_working_plugin(write_plugin, registries_with):
+    """The masking example under "What encoder-recipes promises your plugin" registers and masks."""
+    import torch
+
+    from encoder_recipes.clock import Clock
+
+    (source,) = [b for b in re.findall(r"^```python\n(.*?)^```", TUTORIAL.read_text(encoding="utf-8"), re.S | re.M)
+                 if "class NoDigits" in b]
+    registries = registries_with(write_plugin("tplug_nodigits", source), strict=True)
+    masking = registries.component("masking", "no_digits")(rate=0.5, digit_ids=[7])
+    ids = torch.tensor([[0, 7, 8, 7, 9, 7, 10, 1] * 8])
+    inputs, labels = masking.mask(ids, rate=masking.rate(Clock(0, 1, "s", 0, 0, 1)),
+                                  special_tokens_mask=(ids == 0) | (ids == 1), mask_token_id=2, vocab_size=20,
+                                  generator=torch.Generator().manual_seed(0), special_ids=torch.tensor([0, 1, 2]))
+    assert (labels[ids == 7] == -100).all() and (labels != -100).any()

@@ -103,3 +103,21 @@ def test_an_earlier_run_is_not_silently_replaced(train_recipe, registries, tmp_p
     assert final.exists()
     steps = [m["step"] for m in read_metrics(tmp_path / "run") if m.get("event") != "eval"]
     assert steps == sorted(set(steps))  # the old run's lines are gone, not doubled
+
+
+@pytest.mark.parametrize("reset, expected_step", [(True, 2), (False, 6)])
+def test_reset_optimizer_starts_the_stage_with_fresh_moments(train_recipe, registries, tmp_path, reset,
+                                                              expected_step):
+    from encoder_recipes.training import checkpoint as ckpt
+
+    path = train_recipe(steps1=4, steps2=2, checkpoint_every=100)
+    text = path.read_text(encoding="utf-8").replace("  - name: long\n", f"  - name: long\n    reset_optimizer: {str(reset).lower()}\n")
+    path.write_text(text, encoding="utf-8")
+    run(path, registries, tmp_path / "run")
+    last = ckpt.latest_complete(tmp_path / "run" / "checkpoints")
+    assert last is not None and last.state["step"] == 6
+    _, optimizer_state, _ = ckpt.load_checkpoint(last)
+    # AdamW counts steps per parameter from its first update: 2 after a reset at stage "long", else 4 + 2
+    steps = {float(v["step"]) for v in optimizer_state["state"].values()}
+    assert steps == {float(expected_step)}
+
