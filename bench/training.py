@@ -110,7 +110,7 @@ def eval_batches(work: Path, tokenizer: Path, lang: str, seq_len: int, batch_siz
     for name, seqs in (("documents", documents), ("packed", packed)):
         batches = []
         for i in range(min(n_batches, len(seqs) // batch_size)):
-            rows = [(seq, None) for seq in seqs[i * batch_size:(i + 1) * batch_size]]
+            rows = [(seq, None, [len(seq)]) for seq in seqs[i * batch_size:(i + 1) * batch_size]]
             input_ids, attention, _ = collate(rows, tok.pad_token_id)
             inputs, labels = masking.mask(
                 input_ids, rate=MASK_RATE, special_tokens_mask=torch.isin(input_ids, special) | (attention == 0),
@@ -332,13 +332,10 @@ def _premade_trainer() -> type:
     class Premade(Trainer):
         """The trainer with every batch of the stage made before its first step: the model's time alone."""
 
-        def _batches(self, stage, context, masking, end):  # noqa: ANN001, ANN202 (the trainer's signature)
-            maker = super()._batches(stage, context, masking, end)  # data_workers: 0, so made in process
-            made = {}
-            for step in range(self.step, end):
-                clock = self.plan.clock(step)
-                made[step] = maker.next(step=step, batch_size=stage.batch_size, seq_len=context.seq_len(clock),
-                                        rate=masking.rate(clock))
+        def _batches(self, stage, masking, data, steps):  # noqa: ANN001, ANN202 (the trainer's signature)
+            maker = super()._batches(stage, masking, data, steps)  # data_workers: 0, so made in process
+            made = {s.step: maker.next(step=s.step, batch_size=s.batch_size, seq_len=s.seq_len, rate=s.mask_rate)
+                    for s in steps}
             return _Replay(made, maker)
 
     return Premade

@@ -152,6 +152,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"parameters: {human(plan.params['total'])} total, {human(plan.params['layers'])} without embeddings")
     print(table(rows, ["stage", "steps", "batch", "seq len", "tokens", "lr", "schedule", "masking", "packing",
                        "rope θ g/l", "FLOPs"]))
+    if args.gpus:
+        from encoder_recipes.training.memory import micro_batch_lines
+
+        print("\n".join(micro_batch_lines(resolved.recipe, plan, gpus=args.gpus, gpu=args.gpu)))
     return 0
 
 
@@ -314,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = recipe_cmd("plan", "per stage: steps, sequences, tokens and FLOPs", cmd_plan)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--gpus", type=int, help="also show the micro-batch each stage gets on this many GPUs")
+    p.add_argument("--gpu", default="h100", help="GPU model for --gpus: h100 (default), h200, a100, a100-40gb, l40s, a10")
 
     p = sub.add_parser("plugins", help="loaded plugins and what each contributes")
     p.add_argument("--json", action="store_true")

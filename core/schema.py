@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 #: ``json_schema_extra`` of a field that does not change what a run trains: it is left out of
 #: :func:`identity` (the recipe hash), so changing it does not block ``--resume``
@@ -125,6 +125,11 @@ class Data(Strict):
         default_factory=dict, description="sampling weight per source name; empty: all sources equally"
     )
     validation_fraction: float = Field(0.01, gt=0, lt=1, description="documents held out for validation")
+    shard_by_rank: bool = Field(
+        False, description="each process reads its own part of every source (files shuffled once, by seed; "
+        "`dataset:` split by node) instead of all reading everything; gives up the exact equality of N "
+        "processes with one"
+    )
 
     @model_validator(mode="after")
     def _mixture_names(self) -> Data:
@@ -160,8 +165,9 @@ class Stage(Strict):
     steps: int | None = Field(None, gt=0, description="optimizer steps (give steps or tokens)")
     tokens: float | None = Field(None, gt=0, description="tokens incl. padding; steps = tokens / (batch × max seq len)")
     batch_size: int = Field(gt=0, description="global batch size in sequences")
-    micro_batch_size: int | None = Field(
-        None, gt=0, description="sequences per device per forward; None: the whole share (no accumulation)"
+    micro_batch_size: PositiveInt | Literal["auto"] | None = Field(
+        "auto", description="sequences per device per forward; auto: the largest that fits the GPU's memory "
+        "by an estimate of activations (the whole share on CPU); None: the whole share (no accumulation)"
     )
     lr: float = Field(gt=0, description="peak learning rate of the stage")
     lr_schedule: ComponentRef = Field(
@@ -259,6 +265,13 @@ class Recipe(Strict):
         "auto", description="auto: FlashAttention 2 when flash-attn is installed on a GPU, else SDPA"
     )
     compile: bool = Field(False, description="torch.compile the model")
+    activation_checkpointing: bool = Field(
+        False, description="recompute each layer in the backward pass: less activation memory, about a third more compute"
+    )
+    distributed_timeout_s: float = Field(
+        7200, gt=0, description="seconds a process waits in a collective for the others (rank 0 training the "
+        "tokenizer or evaluating) before the job fails; longer than the longest evaluation"
+    )
     data_workers: int = Field(
         1, ge=0, le=1, description="data worker processes per rank making batches ahead of the model: 1, or 0 to "
         "make them in the training process. A count bounded to 1 for now: one worker keeps up with the model "

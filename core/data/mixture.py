@@ -81,6 +81,13 @@ class MixtureStream:
             "streams": {name: self.streams[name].state_dict() for name in self.names},
         }
 
+    def start_at(self, positions: dict[str, dict]) -> None:
+        """Start each source at a position from :func:`stream_positions` (a new stage, same documents)."""
+        for name in self.names:
+            if name in positions:
+                self.streams[name].load_state_dict(positions[name])
+        self._iterators = {}
+
     def load_state_dict(self, state: dict) -> None:
         """Continue from :meth:`state_dict`; the next draw is the one the saved mixture would make."""
         missing = sorted(set(self.names) - set(state["streams"]))
@@ -92,3 +99,12 @@ class MixtureStream:
         for name in self.names:
             self.streams[name].load_state_dict(state["streams"][name])
         self._iterators = {}  # new iterators start from the restored positions
+
+
+def stream_positions(state: dict) -> dict[str, dict]:
+    """Each source's position in a mixture's :meth:`~MixtureStream.state_dict`.
+
+    The next stage draws with its own weights and seed, from where the
+    previous stage left each source: this is all that carries over.
+    """
+    return {name: dict(position) for name, position in state["streams"].items()}

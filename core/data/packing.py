@@ -19,13 +19,18 @@ segment in it, delimiters included (``[CLS]`` counts with the first segment,
 each ``[SEP]`` with the document it closes), so they sum to the sequence
 length and their cumulative sum is a ``cu_seqlens``.
 
-How attention treats document boundaries: FlashAttention 2's varlen kernel
-could take per-document ``cu_seqlens`` and keep documents apart, but stock
-transformers ModernBERT unpads per *sequence* (from ``attention_mask``), so
-documents packed into one sequence attend to each other on every backend
-(SDPA, eager, FA2), as in ModernBERT's own training; ``[SEP]`` marks the
-boundary. ``doc_lengths`` is kept so a document-masked attention can be added
-without repacking.
+How attention treats document boundaries: stock transformers ModernBERT
+unpads per *sequence* (from ``attention_mask``), so documents packed into one
+sequence attend to each other on every backend (SDPA, eager, FA2). That is
+*not* what ModernBERT's own training does: its packer emits per-document
+``cu_seqlens`` and its FlashAttention varlen path keeps documents apart
+(AnswerDotAI/ModernBERT#229). ``doc_lengths`` travel with every batch
+(:class:`encoder_recipes.training.batches.Batch`) so the model side can do
+the same without repacking.
+
+Every packer's :meth:`state_dict` is a copy taken by value: the buffers it
+holds keep changing in place as documents arrive, and a checkpoint must hold
+them as they were after the step it belongs to.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class Packer(Protocol):
 
     def flush(self) -> list[PackedSequence]: ...
 
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
 
 def _check(seq_len: int, minimum: int) -> None:
     if seq_len < minimum:
@@ -82,6 +91,12 @@ class NonePacker:
 
     def flush(self) -> list[PackedSequence]:
         return []
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 class NaivePacker:
@@ -109,6 +124,13 @@ class NaivePacker:
 
     def flush(self) -> list[PackedSequence]:
         return [self._emit(len(self._buffer))] if self._buffer else []
+
+    def state_dict(self) -> dict:
+        # copies: _buffer and _segments are changed in place by every add()
+        return {"buffer": list(self._buffer), "segments": list(self._segments)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._buffer, self._segments = list(state["buffer"]), list(state["segments"])
 
     def _emit(self, n: int) -> PackedSequence:
         ids = [self.cls_id, *self._buffer[:n]]
@@ -156,6 +178,13 @@ class BestFitPacker:
         # Each item takes its tokens plus its [SEP]; [CLS] takes one place per sequence.
         bins = best_fit_decreasing([len(d) + 1 for d in items], self.seq_len - 1)
         return [self._frame([items[i] for i in b]) for b in bins]
+
+    def state_dict(self) -> dict:
+        # a copy of the list, which add() extends in place; the chunks in it are new lists never changed
+        return {"pending": list(self._pending)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._pending = [list(d) for d in state["pending"]]
 
     def _frame(self, docs: list[Sequence[int]]) -> PackedSequence:
         ids = [self.cls_id]

@@ -52,6 +52,7 @@ import glob
 import gzip
 import io
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -137,9 +138,16 @@ class DocumentStream:
     :param validation_fraction: share of a ``paths``/``dataset`` source held
         out for validation (the recipe's ``data.validation_fraction``). None:
         nothing is held out, and such a source has no validation split.
+    :param shard: ``(rank, world)``: read only this process's part (the
+        recipe's ``data.shard_by_rank``). Local files are shuffled once by
+        ``shard_seed`` (so a corpus stored one sub-corpus per folder is not
+        learnt one sub-corpus at a time) and dealt out by file, or by record
+        when there are fewer files than processes; a ``dataset`` is split with
+        ``datasets.distributed.split_dataset_by_node``. None: every document.
     """
 
-    def __init__(self, source: DataSource, split: str = "train", *, validation_fraction: float | None = None) -> None:
+    def __init__(self, source: DataSource, split: str = "train", *, validation_fraction: float | None = None,
+                 shard: tuple[int, int] | None = None, shard_seed: int = 0) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
         if validation_fraction is not None and not 0 < validation_fraction < 1:
@@ -159,6 +167,15 @@ class DocumentStream:
             self._field = "text"
         elif source.paths:
             self._files = [(path, file_format(path, source)) for path in resolve_paths(source)]
+        self.shard, self.shard_seed = shard, shard_seed
+        self._stride: tuple[int, int] | None = None  # (rank, world): keep records whose index % world == rank
+        if shard is not None and self._files:
+            rank, world = shard
+            random.Random(shard_seed).shuffle(self._files)  # the same order on every rank
+            if len(self._files) >= world:
+                self._files = self._files[rank::world]
+            else:
+                self._stride = shard
         self._dataset: Any = None  # the loaded datasets.IterableDataset, on first use
         self._dataset_start: dict | None = None  # its state before any read
         self._documents = 0  # documents consumed: yielded, or skipped to reach a saved position
@@ -230,11 +247,11 @@ class DocumentStream:
     def _open_reader(self) -> _FileReader | _DatasetReader:
         if self.source.dataset:
             if self._dataset is None:
-                self._dataset = _load_dataset(self.source)
+                self._dataset = _load_dataset(self.source, self.shard)
                 self._dataset_start = self._dataset.state_dict()
             # The dataset object may have been read before: always set where to start.
             return _DatasetReader(self._dataset, self.source, self._cursor or self._dataset_start)
-        return _FileReader(self._files, self._field, self.source, self._cursor)
+        return _FileReader(self._files, self._field, self.source, self._cursor, stride=self._stride)
 
 
 def require_documents(stream: DocumentStream) -> None:
@@ -248,7 +265,8 @@ def require_documents(stream: DocumentStream) -> None:
     """
     if stream.source.dataset:
         return
-    probe = DocumentStream(stream.source, stream.split, validation_fraction=stream.validation_fraction)
+    probe = DocumentStream(stream.source, stream.split, validation_fraction=stream.validation_fraction,
+                           shard=stream.shard, shard_seed=stream.shard_seed)
     if next(iter(probe), None) is None:
         files = ", ".join(str(path) for path, _ in probe._files)
         held_out = " (or every document fell into the validation split)" if stream.validation_fraction else ""
@@ -281,8 +299,10 @@ class _FileReader:
     read, so resuming skips them without parsing.
     """
 
-    def __init__(self, files: list[tuple[Path, str]], field: str, source: DataSource, cursor: dict | None) -> None:
+    def __init__(self, files: list[tuple[Path, str]], field: str, source: DataSource, cursor: dict | None,
+                 stride: tuple[int, int] | None = None) -> None:
         self.files = files
+        self.stride = stride
         self.field = field
         self.source = source
         self.file = int(cursor["file"]) if cursor else 0
@@ -298,7 +318,8 @@ class _FileReader:
             try:
                 for text in read(path, self.record):
                     self.record += 1  # before the yield: the cursor then points past this record
-                    yield text
+                    if self.stride is None or (self.record - 1) % self.stride[1] == self.stride[0]:
+                        yield text
             except DataSourceError:
                 raise
             except (OSError, EOFError, ValueError) as exc:  # a truncated .gz, a damaged parquet file
@@ -387,13 +408,18 @@ class _FileReader:
 # --- datasets ----------------------------------------------------------------------
 
 
-def _load_dataset(source: DataSource) -> Any:
+def _load_dataset(source: DataSource, shard: tuple[int, int] | None = None) -> Any:
     import datasets  # imported when a dataset source is read: it is slow to import
 
     loaded = datasets.load_dataset(source.dataset, source.config, split=source.split, streaming=source.streaming)
     if isinstance(loaded, datasets.Dataset):
         # One reader and one kind of position for both: the map-style dataset read in order.
         loaded = loaded.to_iterable_dataset()
+    if shard is not None:
+        from datasets.distributed import split_dataset_by_node
+
+        # whole shards per rank when they divide evenly, else every world-th example
+        loaded = split_dataset_by_node(loaded, rank=shard[0], world_size=shard[1])
     columns = loaded.column_names  # None when a streamed dataset does not declare its features
     if columns is not None and source.text_field not in columns:
         raise DataSourceError(

@@ -1,9 +1,15 @@
-"""Running evaluators during training: results to ``eval/step_N.json`` and ``metrics.jsonl``."""
+"""Running evaluators during training: results to ``eval/step_N.json`` and ``metrics.jsonl``.
+
+Evaluators see the model as training runs it: the same attention backend (the
+model is the trainer's) and the same bf16 autocast when training uses it.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import torch
 
 from encoder_recipes.data.sources import DocumentStream
 from encoder_recipes.evaluation.context import EvalContext
@@ -37,9 +43,13 @@ def eval_context(trainer: Any, stage: Any, step: int) -> EvalContext:
 def run_evaluators(refs: list, *, trainer: Any, stage: Any, step: int) -> dict[str, Any]:
     context = eval_context(trainer, stage, step)
     results: dict[str, Any] = {}
+    # the precision training runs in: FlashAttention 2 takes only fp16/bf16, and fp32 would make a
+    # full-scale evaluation several times slower than it need be
+    autocast = torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.bf16)
     for ref in refs:
         evaluator = trainer.resolved.component(trainer.registries, "evaluator", ref)
-        scores = evaluator.evaluate(model=trainer.model, tokenizer=trainer.tokenizer, context=context)
+        with autocast:
+            scores = evaluator.evaluate(model=trainer.model, tokenizer=trainer.tokenizer, context=context)
         results.update({f"{ref.name}/{k}": v for k, v in scores.items() if isinstance(v, (int, float, str))})
     folder = trainer.out / "eval"
     folder.mkdir(exist_ok=True)

@@ -35,13 +35,21 @@ class Batch:
     attention_mask: torch.Tensor  # (B, L)
     labels: torch.Tensor  # (B, L), -100 where nothing is predicted
     tokens: int  # non-padding tokens
+    #: per row, the lengths of the documents packed into it (delimiters included; they sum to the
+    #: row's non-padding length), so attention can keep packed documents apart
+    doc_lengths: list[list[int]]
 
     def slice(self, start: int, stop: int) -> Batch:
         mask = self.attention_mask[start:stop]
         # trim the padding columns this slice does not need
         width = int(mask.sum(1).max()) if len(mask) else 0
         return Batch(self.input_ids[start:stop, :width], mask[:, :width], self.labels[start:stop, :width],
-                     int(mask.sum()))
+                     int(mask.sum()), self.doc_lengths[start:stop])
+
+    def cu_seqlens(self) -> torch.Tensor:
+        """Cumulative document boundaries over the unpadded rows, FlashAttention varlen's ``cu_seqlens`` (int32)."""
+        lengths = [n for row in self.doc_lengths for n in row]
+        return torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
 
     @property
     def masked(self) -> int:
@@ -68,6 +76,10 @@ class DocumentTokenizer:
         return out
 
 
+#: a packed sequence on its way to a batch: token ids, word ids (or None), document lengths
+Sequence = tuple[list[int], "list[int] | None", list[int]]
+
+
 class SequenceStream:
     """Packed sequences of the requested length, from a document stream."""
 
@@ -76,7 +88,7 @@ class SequenceStream:
         self.cls_id, self.sep_id = cls_id, sep_id
         self.with_words = doc_tokenizer.segmenter is not None
         self.seq_len = 0
-        self.pending: deque[tuple[list[int], list[int] | None]] = deque()
+        self.pending: deque[Sequence] = deque()
         self._iter = iter(documents)
         self._ids_packer = self._words_packer = None
 
@@ -87,7 +99,7 @@ class SequenceStream:
         self._ids_packer = make_packer(self.packing, seq_len, self.cls_id, self.sep_id)
         self._words_packer = make_packer(self.packing, seq_len, -1, -1) if self.with_words else None
 
-    def take(self, n: int, seq_len: int) -> list[tuple[list[int], list[int] | None]]:
+    def take(self, n: int, seq_len: int) -> list[Sequence]:
         if seq_len != self.seq_len:
             # a new length (next stage or extension step): sequences packed for the old one are dropped
             self.pending.clear()
@@ -105,47 +117,44 @@ class SequenceStream:
                 packed = self._ids_packer.add(ids)
                 packed_words = self._words_packer.add(words) if words is not None else [None] * len(packed)
                 for seq, wseq in zip(packed, packed_words):
-                    self.pending.append((seq.input_ids, wseq.input_ids if wseq is not None else None))
+                    self.pending.append((seq.input_ids, wseq.input_ids if wseq is not None else None,
+                                         seq.doc_lengths))
         return [self.pending.popleft() for _ in range(n)]
 
     def state_dict(self) -> dict[str, Any]:
+        """The stream's state by value, as it is now: nothing in it changes when the stream moves on.
+
+        The data worker snapshots it after every batch and hands over the one a
+        checkpoint asks for later, so it must not share a list with the packers.
+        """
         return {
             "documents": self.documents.state_dict(),
             "seq_len": self.seq_len,
-            "pending": [list(p) for p in self.pending],
-            "ids_packer": _packer_state(self._ids_packer),
-            "words_packer": _packer_state(self._words_packer),
+            "pending": [list(p) for p in self.pending],  # the sequences themselves are never changed
+            "ids_packer": self._ids_packer.state_dict() if self._ids_packer is not None else None,
+            "words_packer": self._words_packer.state_dict() if self._words_packer is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.documents.load_state_dict(state["documents"])
         self._iter = iter(self.documents)
         self._new_packers(state["seq_len"]) if state["seq_len"] else None
-        self.pending = deque((ids, words) for ids, words in state["pending"])
-        _load_packer_state(self._ids_packer, state["ids_packer"])
-        _load_packer_state(self._words_packer, state["words_packer"])
+        # a checkpoint from before document lengths were kept: one segment per sequence
+        self.pending = deque((p[0], p[1], p[2] if len(p) > 2 else [len(p[0])]) for p in state["pending"])
+        for packer, saved in ((self._ids_packer, state["ids_packer"]), (self._words_packer, state["words_packer"])):
+            if packer is not None and saved:
+                # older checkpoints named the packers' private attributes ("_buffer")
+                packer.load_state_dict({key.lstrip("_"): value for key, value in saved.items()})
 
 
-def _packer_state(packer: Any) -> dict[str, Any] | None:
-    if packer is None:
-        return None
-    return {k: v for k, v in vars(packer).items() if k.startswith("_")}
-
-
-def _load_packer_state(packer: Any, state: dict[str, Any] | None) -> None:
-    if packer is not None and state:
-        for key, value in state.items():
-            setattr(packer, key, list(value))
-
-
-def collate(seqs: list[tuple[list[int], list[int] | None]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def collate(seqs: list[Sequence], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Pad to the longest sequence of the batch: (input_ids, attention_mask, word_ids)."""
-    width = max(len(ids) for ids, _ in seqs)
+    width = max(len(seq[0]) for seq in seqs)
     input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(seqs), width), dtype=torch.long)
     with_words = seqs[0][1] is not None
     word_ids = torch.full((len(seqs), width), -1, dtype=torch.long) if with_words else None
-    for row, (ids, words) in enumerate(seqs):
+    for row, (ids, words, _) in enumerate(seqs):
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention[row, : len(ids)] = 1
         if with_words:
@@ -177,14 +186,15 @@ class BatchMaker:
         self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
 
     def next(self, *, step: int, batch_size: int, seq_len: int, rate: float) -> Batch:
-        input_ids, attention, word_ids = collate(self.sequences.take(batch_size, seq_len), self.pad_id)
+        seqs = self.sequences.take(batch_size, seq_len)
+        input_ids, attention, word_ids = collate(seqs, self.pad_id)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         special = torch.isin(input_ids, self.special_ids)
         inputs, labels = self.masking.mask(
             input_ids, rate=rate, special_tokens_mask=special, mask_token_id=self.mask_id,
             vocab_size=self.vocab_size, generator=generator, word_ids=word_ids, special_ids=self.special_ids,
         )
-        return Batch(inputs, attention, labels, int(attention.sum()))
+        return Batch(inputs, attention, labels, int(attention.sum()), [list(lengths) for _, _, lengths in seqs])
 
     def state_after(self, step: int) -> dict[str, Any]:
         """The stream state right after the batch of ``step`` (the last one made, in process)."""

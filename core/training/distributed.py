@@ -3,13 +3,20 @@
 ``torchrun --nproc-per-node 8 -m encoder_recipes run RECIPE`` (and ``--nnodes``
 for several nodes) sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; this module
 reads them, joins the process group (NCCL on GPUs, gloo on CPU) and wraps the
-model in DDP. Without them the run is a single process.
+model in DDP. Without them the run is a single process. Under torchrun the
+group is joined even for one process, so ``--nproc-per-node 1`` exercises the
+same collectives (and, on a GPU, NCCL) as a full job.
+
+Every collective goes through :class:`Dist`, on a tensor on the training
+device: NCCL refuses CPU tensors, so a collective on a CPU tensor would pass
+every gloo test and crash the first GPU job at step 1.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -20,6 +27,8 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    joined: bool = False  # a process group exists (launched by torchrun, even with one process)
 
     @property
     def main(self) -> bool:
@@ -27,11 +36,12 @@ class Dist:
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        return self.joined
 
     def barrier(self) -> None:
         if self.enabled:
-            dist.barrier()
+            # NCCL's barrier runs on a device: name ours rather than let it guess one
+            dist.barrier(device_ids=[self.device.index]) if self.device.type == "cuda" else dist.barrier()
 
     def share(self, n: int) -> tuple[int, int]:
         """This rank's contiguous slice [start, stop) of n items (the global batch)."""
@@ -40,23 +50,43 @@ class Dist:
         per = n // self.world
         return self.rank * per, (self.rank + 1) * per
 
-    def all_reduce_mean(self, value: float) -> float:
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the ranks, in place; it must live on the training device."""
+        if tensor.device != self.device:
+            raise ValueError(f"collective on a tensor on {tensor.device}; the process group runs on {self.device}")
+        if self.enabled:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when it is true on any rank (a host sync: call it once a step at most)."""
         if not self.enabled:
-            return value
-        t = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(t)
-        return float(t.item()) / self.world
+            return flag
+        return bool(self.sum(torch.tensor([1.0 if flag else 0.0], device=self.device)).item())
 
 
-def init_distributed(device: torch.device) -> Dist:
-    """Join the process group torchrun describes, or run alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
+
+
+def init_distributed(device: torch.device, timeout_s: float | None = None) -> Dist:
+    """Join the process group torchrun describes, or run alone.
+
+    ``timeout_s`` bounds how long a collective may wait for a rank that is
+    busy elsewhere (rank 0 training the tokenizer or evaluating): past it the
+    job fails with a message instead of hanging, and before it no watchdog
+    kills a job whose main rank is merely slow.
+    """
+    if not launched_by_torchrun():
+        return Dist(device=device)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank, world, local_rank)
+        kwargs = {"timeout": datetime.timedelta(seconds=timeout_s)} if timeout_s else {}
+        if device.type == "cuda":
+            kwargs["device_id"] = device  # binds the group to this GPU (barriers and eager NCCL init)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", **kwargs)
+    return Dist(rank, world, local_rank, device=device, joined=True)
 
 
 def close_distributed() -> None:
@@ -66,7 +96,12 @@ def close_distributed() -> None:
 
 def pick_device(requested: str | None, d: Dist | None = None) -> torch.device:
     if requested:
-        return torch.device(requested)
+        device = torch.device(requested)
+        if device.type == "cuda" and device.index is None:  # "cuda" under torchrun: this process's GPU
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return device
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)

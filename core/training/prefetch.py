@@ -6,10 +6,13 @@ behind the step time. The worker is told the whole stage's schedule — every
 step's batch size, sequence length and mask rate are pure functions of the
 step — and fills a bounded queue.
 
-Checkpoints stay exact: after producing each batch the worker keeps a cheap
-snapshot of its stream state (shallow copies), and when the trainer saves a
+Checkpoints stay exact: after producing each batch the worker keeps a
+snapshot of its stream state, taken by value (the packers' buffers are copied,
+since they change in place as documents arrive), and when the trainer saves a
 checkpoint after step N it asks the worker for the snapshot taken right after
-batch N, however far ahead the worker has run.
+batch N, however far ahead the worker has run. The worker answers between any
+two batches, not only when its queue is full, so it never runs past the
+snapshots it keeps.
 """
 
 from __future__ import annotations
@@ -38,12 +41,15 @@ class PipelineSpec:
     packing: str
     masking: Any
     seed: int
-    state: dict[str, Any] | None = None  # SequenceStream state to continue from
+    state: dict[str, Any] | None = None  # SequenceStream state to continue from (a resume inside the stage)
+    positions: dict[str, dict] | None = None  # each source's start (the previous stage's end), when no state
 
     def build(self) -> BatchMaker:
         from encoder_recipes.data.mixture import MixtureStream
 
         mixture = MixtureStream(self.streams, self.weights, seed=self.mixture_seed)
+        if self.positions is not None:
+            mixture.start_at(self.positions)
         sequences = SequenceStream(mixture, DocumentTokenizer(self.tokenizer, self.segmenter), self.packing,
                                    self.tokenizer.cls_token_id, self.tokenizer.sep_token_id)
         if self.state is not None:
@@ -89,6 +95,8 @@ def _worker(spec: PipelineSpec, schedule: list[tuple[int, int, int, float]], out
         snapshots[step] = maker.sequences.state_dict()
         for old in [s for s in snapshots if s < step - keep]:
             del snapshots[old]
+        if not serve():
+            return
         while True:
             try:
                 out_q.put(("batch", step, batch), timeout=0.05)

@@ -25,14 +25,17 @@ import torch
 import yaml
 
 from encoder_recipes import __version__
-from encoder_recipes.data.mixture import MixtureStream
+from encoder_recipes.data.mixture import stream_positions
 from encoder_recipes.data.sources import DocumentStream, iter_documents, require_documents
 from encoder_recipes.modeling.build import build_model, describe_attention_backend, set_rope_thetas, special_ids_from_tokenizer
 from encoder_recipes.modeling.export import export_model
+from encoder_recipes.modeling.isolation import isolated_inputs
 from encoder_recipes.plan import Plan, StagePlan, build_plan
 from encoder_recipes.registry import Registries
 from encoder_recipes.schema import identity
 from encoder_recipes.training import checkpoint as ckpt
+from encoder_recipes.training.batches import Batch
+from encoder_recipes.training.memory import micro_batch_for
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
@@ -69,6 +72,17 @@ def recipe_hash(resolved: ResolvedRecipe) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """What one step trains on: pure functions of the global step, computed once per stage."""
+
+    step: int
+    batch_size: int
+    seq_len: int
+    mask_rate: float
+    lr: float
+
+
 class Trainer:
     def __init__(self, resolved: ResolvedRecipe, registries: Registries, options: RunOptions) -> None:
         self.resolved, self.recipe, self.registries, self.options = resolved, resolved.recipe, registries, options
@@ -76,15 +90,18 @@ class Trainer:
         self.step = 0  # the next global step to run
         self.nan_skips = 0
         self._signal: int | None = None  # set by the SIGTERM/SIGINT handler
-        self.stage_stream: dict[str, Any] | None = None  # data state of the checkpoint we resumed from
         self.started = time.perf_counter()  # for the end-of-run summary's time taken (this session)
+        self.dist: Dist | None = None  # the process group, joined in setup()
+        self.metrics: MetricsLog | None = None  # opened in setup()
+        # where the documents stood at the checkpoint we resumed from: {"stage": name, "stream": state}
+        self.resumed_data: dict[str, Any] | None = None
 
     # --- setup -------------------------------------------------------------------
 
     def setup(self) -> None:
         recipe = self.recipe
         self.device = pick_device(self.options.device)
-        self.dist: Dist = init_distributed(self.device)
+        self.dist = init_distributed(self.device, timeout_s=recipe.distributed_timeout_s)
         self._prepare_output()
         earlier = ckpt.list_checkpoints(self.out / "checkpoints") or (self.out / "final").exists()
         if earlier and not self.options.resume:
@@ -111,7 +128,8 @@ class Trainer:
 
         torch.manual_seed(recipe.seed)
         self.segmenter = self.registries.word_segmenter(recipe.metadata.language)
-        self.streams = {s.name: DocumentStream(s, "train", validation_fraction=recipe.data.validation_fraction)
+        self.streams = {s.name: DocumentStream(s, "train", validation_fraction=recipe.data.validation_fraction,
+                                               shard=self._shard(), shard_seed=recipe.seed)
                         for s in recipe.data.sources}
         for stream in self.streams.values():
             require_documents(stream)  # an empty source is refused before a tokenizer is trained on nothing
@@ -122,6 +140,9 @@ class Trainer:
         model = build_model(recipe.model, vocab_size=len(self.tokenizer),
                             special_ids=special_ids_from_tokenizer(self.tokenizer),
                             attn_implementation=self.attn, seed=recipe.seed)
+        if recipe.activation_checkpointing:
+            # recompute each layer in the backward pass: activations shrink to one layer's input per layer
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model = model.to(self.device)
         self.optimizer = self._optimizer()
         if resume_from is not None:
@@ -131,11 +152,38 @@ class Trainer:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if recipe.compile:
-            self.ddp_model = torch.compile(self.ddp_model)
+            # the width of a micro-batch changes from step to step (padding trims to the longest row):
+            # mark it dynamic from the start rather than recompile for each new width
+            self.ddp_model = torch.compile(self.ddp_model, dynamic=True)
         self.metrics = MetricsLog(self.out, enabled=self.dist.main)
         self.metrics.truncate_after(self.step)
         self.bf16 = recipe.precision == "bf16" or (
             recipe.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        self.micro_batches = {stage.index: self._micro_batch(stage) for stage in self.plan.stages}
+
+    def _shard(self) -> tuple[int, int] | None:
+        """(rank, world) when each rank reads its own part of the data (``data.shard_by_rank``)."""
+        if not self.recipe.data.shard_by_rank or self.dist.world == 1:
+            return None
+        return self.dist.rank, self.dist.world
+
+    def _micro_batch(self, stage: StagePlan) -> int:
+        """Sequences per forward pass in this stage, on this rank (``micro_batch_size``)."""
+        share = stage.batch_size // self.dist.world
+        chosen = self.recipe.stages[stage.index].micro_batch_size
+        if chosen is None:
+            return share
+        if chosen != "auto":
+            return min(chosen, share)
+        if self.device.type != "cuda":
+            return share  # host memory is rarely the limit, and a CPU run has no device figure to go by
+        memory = torch.cuda.get_device_properties(self.device).total_memory
+        choice = micro_batch_for(self.recipe, stage, self.plan, gpus=self.dist.world, memory=memory,
+                                 vocab_size=len(self.tokenizer), flash_attention=self.attn == "flash_attention_2")
+        if self.dist.main:
+            print(f"stage {stage.name}: micro-batch {choice.micro} of {share} sequences per rank "
+                  f"(estimated peak {choice.peak / 1e9:.1f} GB of {memory / 1e9:.1f} GB)", flush=True)
+        return choice.micro
 
     def _prepare_output(self) -> None:
         """Fail before any work when the run directory cannot be written."""
@@ -191,7 +239,7 @@ class Trainer:
         self.model.tie_weights()
         self.optimizer.load_state_dict(optimizer_state)
         self.step = state["step"]
-        self.stage_stream = state["data"]
+        self.resumed_data = state["data"]
         torch.set_rng_state(torch.tensor(state["rng"]["torch"], dtype=torch.uint8))
         if self.dist.main:
             print(f"resumed from {found.path} at step {self.step} (stage {stage.name})", flush=True)
@@ -203,106 +251,100 @@ class Trainer:
         if self.options.max_steps is not None:
             last = min(last, self.options.max_steps)
         self._evaluate_missed()
+        data = self.resumed_data  # where the documents stand; each stage hands its end state to the next
         for stage in self.plan.stages:
-            if self.step >= stage.start + stage.steps or self.step >= last:
+            end = min(stage.start + stage.steps, last)
+            if self.step >= end:
                 continue
             spec = self.recipe.stages[stage.index]
             context = self.resolved.component(self.registries, "context", spec.context)
             masking = self.resolved.component(self.registries, "masking", spec.masking)
             schedule = self.resolved.component(self.registries, "lr_schedule", spec.lr_schedule)
+            steps = []
+            for step in range(self.step, end):
+                clock = self.plan.clock(step)
+                steps.append(StepPlan(step, stage.batch_size, context.seq_len(clock), masking.rate(clock),
+                                      stage.lr * schedule.multiplier(clock)))
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
             if spec.reset_optimizer and self.step == stage.start:
                 # Only at the stage's first step: a resume inside the stage keeps the stage's own moments.
                 # An empty state makes AdamW initialise each parameter's moments (and step) afresh.
                 self.optimizer.state.clear()
-            end = min(stage.start + stage.steps, last)
-            batches = self._batches(stage, context, masking, end)
+            batches = self._batches(stage, masking, data, steps)
             try:
-                self._train_stage(stage, context, masking, schedule, batches, end)
+                data = self._train_stage(stage, steps, batches)
             finally:
                 batches.close()
 
-    def _train_stage(self, stage: StagePlan, context, masking, schedule, batches, end: int) -> None:
-        """The steps of one stage, from the current step to ``end`` (exclusive)."""
-        spec = self.recipe.stages[stage.index]
+    def _train_stage(self, stage: StagePlan, steps: list[StepPlan], batches) -> dict[str, Any]:
+        """The stage's ``steps``; returns the data state after the last one (the next stage starts there)."""
         stage_end = stage.start + stage.steps
         progress = StageProgress(stage.name, stage.steps, self.step - stage.start,
                                  enabled=self.options.progress and self.dist.main)
         tokens, started, first = 0, time.perf_counter(), self.step
+        data = None
         try:
-            for step in range(self.step, end):
-                clock = self.plan.clock(step)
-                seq_len, rate = context.seq_len(clock), masking.rate(clock)
-                lr = stage.lr * schedule.multiplier(clock)
+            for plan in steps:
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-
-                batch = batches.next(step=step, batch_size=stage.batch_size, seq_len=seq_len, rate=rate)
-                loss, grad_norm = self._optimizer_step(batch, spec.micro_batch_size, step, stage)
-                self.step = step + 1
+                    group["lr"] = plan.lr
+                batch = batches.next(step=plan.step, batch_size=plan.batch_size, seq_len=plan.seq_len,
+                                     rate=plan.mask_rate)
+                loss, grad_norm = self._optimizer_step(batch, self.micro_batches[stage.index], plan.step, stage)
+                self.step = plan.step + 1
                 tokens += batch.tokens
 
                 elapsed = time.perf_counter() - started
-                progress.update(loss=f"{loss:.3f}", tok_s=f"{tokens / elapsed:,.0f}", lr=f"{lr:.2e}",
-                                mask=f"{rate:.2f}", len=seq_len)
-                last_here = self.step in (stage_end, end)  # the stage ends, or --max-steps stops the run here
+                progress.update(loss=f"{loss:.3f}", tok_s=f"{tokens / elapsed:,.0f}", lr=f"{plan.lr:.2e}",
+                                mask=f"{plan.mask_rate:.2f}", len=plan.seq_len)
+                last_here = plan is steps[-1]  # the stage ends, or --max-steps stops the run here
                 if self.step % self.recipe.log_every == 0 or last_here:
                     self.metrics.write({
                         "step": self.step, "stage": stage.name, "stage_step": self.step - stage.start,
-                        "loss": loss, "lr": lr, "mask_rate": rate, "seq_len": seq_len,
+                        "loss": loss, "lr": plan.lr, "mask_rate": plan.mask_rate, "seq_len": plan.seq_len,
                         "global_rope_theta": stage.global_rope_theta, "local_rope_theta": stage.local_rope_theta,
-                        "tokens": batch.tokens, "tokens_per_s": tokens / elapsed, "grad_norm": grad_norm,
+                        "tokens": batch.tokens, "tokens_per_s": tokens / elapsed, "grad_norm": float(grad_norm),
                         "eta_s": elapsed / (self.step - first) * (stage_end - self.step),
                     })
-                stop = self._stop_requested()
+                stop = self.dist.any(self._signal is not None)  # a rank may have missed the signal
                 if stop or self.step % self.recipe.checkpoint_every == 0 or last_here:
-                    self._checkpoint(stage, batches)
+                    data = {"stage": stage.name, "stream": batches.state_after(plan.step)}
+                    self._checkpoint(stage, data)
                 if stop:
                     raise StopRequested(self.step)
                 self._evaluate(stage, after_step=self.step)
-            # the next stage's documents continue where this stage's stream left them
-            self.stage_stream = {"stage": stage.name, "stream": batches.state_after(self.step - 1)}
         finally:
             progress.close()
+        return data
 
-    def _stop_requested(self) -> bool:
-        """SIGTERM or Ctrl-C arrived; every rank agrees (one of them may have missed the signal)."""
-        flag = self._signal is not None
-        if self.dist.enabled:
-            t = torch.tensor([1.0 if flag else 0.0])
-            torch.distributed.all_reduce(t)
-            flag = bool(t.item())
-        return flag
-
-    def _optimizer_step(self, batch, micro_batch_size: int | None, step: int, stage: StagePlan) -> tuple[float, float]:
-        """One optimizer step over this rank's share of the global batch, in micro-batches.
+    def _optimizer_step(self, batch: Batch, micro: int, step: int, stage: StagePlan) -> tuple[float, torch.Tensor]:
+        """One optimizer step over this rank's share of the global batch, in micro-batches of ``micro``.
 
         The loss of every micro-batch is weighted by its share of the global
         batch's masked tokens (times the world size, since DDP averages), so
         the gradient equals that of one pass over the whole global batch, on
         any number of processes and micro-batches.
         """
+        spec = self.recipe.stages[stage.index]
         start, stop = self.dist.share(len(batch.input_ids))
-        micro = micro_batch_size or (stop - start)
         total_masked = max(batch.masked, 1)
-        loss_sum = 0.0
-        bounds = list(range(start, stop, micro))
-        for i, lo in enumerate(bounds):
+        # summed on the device: no host sync between micro-batches
+        loss_sum = torch.zeros(1, dtype=torch.float64, device=self.device)
+        bounds = range(start, stop, micro)
+        for lo in bounds:
             part = batch.slice(lo, min(lo + micro, stop))
-            last = i == len(bounds) - 1
+            last = lo == bounds[-1]
             sync = contextlib.nullcontext() if last or not self.dist.enabled else self.ddp_model.no_sync()
             autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
             with sync, autocast:
-                out = self.ddp_model(input_ids=part.input_ids.to(self.device),
-                                     attention_mask=part.attention_mask.to(self.device),
-                                     labels=part.labels.to(self.device))
+                out = self.ddp_model(**self._model_inputs(part, spec))
                 if part.masked:
                     loss = out.loss * (part.masked / total_masked) * self.dist.world
-                    loss_sum += float(out.loss.detach()) * part.masked
+                    loss_sum += out.loss.detach().double() * part.masked
                 else:  # nothing to predict here, but DDP still needs every rank's backward
                     loss = out.logits.sum() * 0.0
                 loss.backward()
-        loss = self.dist.all_reduce_mean(loss_sum) * self.dist.world / total_masked
+        # the step's one CPU–GPU sync: a non-finite loss must skip the optimizer step
+        loss = float(self.dist.sum(loss_sum)) / total_masked
         if not math.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
             self.nan_skips += 1
@@ -312,39 +354,52 @@ class Trainer:
                 raise TrainingError(f"loss became {loss} {where}"
                                     + (f" ({self.nan_skips} batches skipped)" if self.nan_skips > 1 else ""))
             print(f"warning: loss became {loss} {where}; batch skipped ({self.nan_skips} so far)", flush=True)
-            return loss, float("nan")
+            return loss, torch.tensor(float("nan"))
         clip = self.recipe.optimizer.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf")))
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf"))  # read when logged
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss, grad_norm
+        return loss, grad_norm.detach()
 
-    def _batches(self, stage: StagePlan, context, masking, end: int):
-        """The stage's batches: made in a worker process (``data_workers: 1``) or in this one."""
+    def _model_inputs(self, part: Batch, spec) -> dict[str, Any]:
+        """The model's keyword arguments for one micro-batch, on the device.
+
+        With ``document_isolation`` the batch's document lengths become the
+        model's own per-document attention inputs (cu_seqlens for
+        FlashAttention 2, a block-diagonal mask for SDPA and eager).
+        """
+        inputs = {"input_ids": part.input_ids.to(self.device),
+                  "attention_mask": part.attention_mask.to(self.device),
+                  "labels": part.labels.to(self.device)}
+        if not spec.document_isolation:
+            return inputs
+        return isolated_inputs(self.model, doc_lengths=part.doc_lengths,
+                               restart_positions=spec.restart_positions, **inputs)
+
+    def _batches(self, stage: StagePlan, masking, data: dict[str, Any] | None, steps: list[StepPlan]):
+        """The stage's batches, from where ``data`` says the documents stand.
+
+        ``data`` is None for a fresh run, the state of this stage's checkpoint
+        when a run resumes inside the stage, or the previous stage's end state:
+        then the documents continue where that stage left them, and the
+        sequences it had packed for its own length are dropped.
+        """
         spec = self.recipe.stages[stage.index]
-        weights = spec.mixture or self.recipe.data.mixture or {name: 1.0 for name in self.streams}
-        if self.stage_stream is not None and self.stage_stream["stage"] != stage.name:
-            # resumed at a stage boundary: put the documents back where the previous stage left them
-            previous = self.recipe.stages[self.plan.stages[stage.index - 1].index]
-            old = MixtureStream(self.streams, previous.mixture or self.recipe.data.mixture
-                                or {n: 1.0 for n in self.streams}, seed=self.recipe.seed + stage.index - 1)
-            old.load_state_dict(self.stage_stream["stream"]["documents"])
-            self.stage_stream = None
+        same_stage = data is not None and data["stage"] == stage.name
         pipeline = PipelineSpec(
-            streams=self.streams, weights=weights, mixture_seed=self.recipe.seed + stage.index,
+            streams=self.streams,
+            weights=spec.mixture or self.recipe.data.mixture or {name: 1.0 for name in self.streams},
+            mixture_seed=self.recipe.seed + stage.index,
             tokenizer=self.tokenizer, segmenter=self._segmenter_for(masking),
             packing=spec.packing, masking=masking, seed=self.recipe.seed,
-            state=self.stage_stream["stream"] if self.stage_stream is not None else None,
+            state=data["stream"] if same_stage else None,
+            positions=stream_positions(data["stream"]["documents"]) if data is not None and not same_stage else None,
         )
-        self.stage_stream = None
         if self.recipe.data_workers == 0:
             return pipeline.build()
-        steps = []
-        for step in range(self.step, end):
-            clock = self.plan.clock(step)
-            steps.append((step, stage.batch_size, context.seq_len(clock), masking.rate(clock)))
-        return PrefetchedBatches(pipeline, steps, depth=self.recipe.prefetch)
+        schedule = [(s.step, s.batch_size, s.seq_len, s.mask_rate) for s in steps]
+        return PrefetchedBatches(pipeline, schedule, depth=self.recipe.prefetch)
 
     def _segmenter_for(self, masking):
         if not masking.needs_words:
@@ -352,11 +407,10 @@ class Trainer:
         name = masking.segmenter_name()
         return self.registries.word_segmenter(self.recipe.metadata.language, name) if name else self.segmenter
 
-    def _checkpoint(self, stage: StagePlan, batches) -> None:
+    def _checkpoint(self, stage: StagePlan, data: dict[str, Any]) -> None:
         if self.dist.main:
             state = {
-                "step": self.step, "stage": stage.name, "recipe_hash": self.hash,
-                "data": {"stage": stage.name, "stream": batches.state_after(self.step - 1)},
+                "step": self.step, "stage": stage.name, "recipe_hash": self.hash, "data": data,
                 "rng": {"torch": torch.get_rng_state().tolist()},
                 "versions": {"encoder_recipes": __version__, "torch": torch.__version__},
             }
@@ -365,28 +419,55 @@ class Trainer:
                                  keep=self.recipe.keep_checkpoints)
         self.dist.barrier()
 
+    # --- evaluation --------------------------------------------------------------
+
     def _evaluate_missed(self) -> None:
         """On resume: run the evaluation due at the checkpoint's step if a kill came between the two."""
         if self.step == 0:
             return
         log = self.out / "metrics.jsonl"
         done = {r["step"] for r in read_metrics(self.out) if r.get("event") == "eval"} if log.exists() else set()
-        if self.step not in done:
+        # the main rank's log decides: every rank must agree on whether to wait for the evaluation
+        if self.dist.any(self.dist.main and self.step not in done):
             self._evaluate(self.plan.stage_at(self.step - 1), after_step=self.step)
 
     def _evaluate(self, stage: StagePlan, after_step: int) -> None:
-        """Run the recipe's evaluators that are due after this step."""
+        """Run the recipe's evaluators that are due after this step, on the main rank.
+
+        The other ranks wait at a barrier, for at most the recipe's
+        ``distributed_timeout_s``. An attempt is recorded before it starts
+        (``eval/step_N.attempt``): an evaluation that raised, or that was
+        started twice and never finished (the job was killed in it, by a
+        watchdog or the out-of-memory killer), is skipped on resume with a
+        warning, so a resume does not crash again at the same point.
+        """
         due = [ev for ev in self.recipe.evaluators
                if (ev.every_steps and after_step % ev.every_steps == 0)
                or (ev.at_stage_end and after_step == stage.start + stage.steps)]
-        if not due or not self.dist.main:
+        if not due:
             return
-        from encoder_recipes.evaluation.runner import run_evaluators
+        if self.dist.main:
+            attempt = EvalAttempt(self.out / "eval", after_step)
+            skip = attempt.reason_to_skip()
+            if skip:
+                print(f"warning: evaluation after step {after_step} skipped: {skip}; run it on the checkpoint "
+                      f"with `encoder-recipes eval` once fixed", flush=True)
+                self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval_skipped", "reason": skip})
+            else:
+                from encoder_recipes.evaluation.runner import run_evaluators
 
-        self.model.eval()
-        results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
-        self.model.train()
-        self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval", **results})
+                attempt.start()
+                self.model.eval()
+                try:
+                    results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
+                except BaseException as exc:
+                    attempt.failed(exc)
+                    raise
+                finally:
+                    self.model.train()
+                attempt.done()
+                self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval", **results})
+        self.dist.barrier()
 
     # --- cleanup -----------------------------------------------------------------
 
@@ -402,10 +483,50 @@ class Trainer:
                                      card=model_card(self.resolved, self.plan, self.out, summary=summary))
                 _draw_report(self.out)
         finally:
-            if hasattr(self, "metrics"):
+            if self.metrics is not None:
                 self.metrics.close()
             close_distributed()
         return final
+
+
+class EvalAttempt:
+    """The record of an evaluation in progress: ``eval/step_N.attempt`` (JSON), removed when it finishes."""
+
+    #: starts of one evaluation that never finished before it is skipped (one retry: a kill may be unrelated)
+    MAX_STARTS = 2
+
+    def __init__(self, folder: Path, step: int) -> None:
+        self.path = folder / f"step_{step:08d}.attempt"
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def reason_to_skip(self) -> str | None:
+        record = self._read()
+        if record.get("error"):
+            return f"it failed before ({record['error']})"
+        if record.get("starts", 0) >= self.MAX_STARTS:
+            return f"it was started {record['starts']} times and never finished (killed while evaluating?)"
+        return None
+
+    def start(self) -> None:
+        self._write({"starts": self._read().get("starts", 0) + 1})
+
+    def failed(self, exc: BaseException) -> None:
+        if isinstance(exc, Exception):  # a Ctrl-C is not the evaluator's fault
+            self._write({**self._read(), "error": f"{type(exc).__name__}: {exc}"[:500]})
+
+    def done(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, self.path)
 
 
 @contextlib.contextmanager
@@ -415,7 +536,7 @@ def _stop_on_signals(trainer: Trainer):
         if trainer._signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         trainer._signal = signum
-        if trainer.dist.main if hasattr(trainer, "dist") else True:
+        if trainer.dist is None or trainer.dist.main:
             print(f"\n{signal.Signals(signum).name}: stopping after this step with a checkpoint "
                   "(Ctrl-C again to stop at once)", flush=True)
 

@@ -121,3 +121,19 @@ def test_reset_optimizer_starts_the_stage_with_fresh_moments(train_recipe, regis
     steps = {float(v["step"]) for v in optimizer_state["state"].values()}
     assert steps == {float(expected_step)}
 
+
+
+def test_document_isolation_reaches_the_model(train_recipe, registries, tmp_path):
+    """With document_isolation on, packed documents stop attending to each other: the first loss changes."""
+    first_losses = {}
+    for isolate in (False, True):
+        path = train_recipe(steps1=2, steps2=1, checkpoint_every=100)
+        text = path.read_text(encoding="utf-8").replace(
+            "    packing: naive\n", f"    packing: naive\n    document_isolation: {str(isolate).lower()}\n"
+            f"    restart_positions: {str(isolate).lower()}\n")
+        path.write_text(text, encoding="utf-8")
+        run(path, registries, tmp_path / f"run-{isolate}")
+        losses = [m["loss"] for m in read_metrics(tmp_path / f"run-{isolate}") if "loss" in m and m.get("event") != "eval"]
+        assert all(torch.isfinite(torch.tensor(losses)))
+        first_losses[isolate] = losses[0]
+    assert first_losses[True] != pytest.approx(first_losses[False], abs=1e-6)

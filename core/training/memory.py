@@ -1,0 +1,159 @@
+"""How many sequences fit on one device in a forward and backward pass: an estimate, not a measurement.
+
+At full scale the parameters are not the limit: a 190M-parameter ModernBERT
+with AdamW holds about 3 GB (fp32 weights, gradients and two moments, 16
+bytes a parameter). Activations are: a recipe's share of the global batch
+(ja-llmjp stage 1 on 16 GPUs: 208 × 1,024 tokens) needs several times an
+80 GB GPU. ``micro_batch_size: auto`` therefore splits each rank's share into
+micro-batches of the size this module picks from a per-token activation cost.
+
+The cost counts the tensors autograd keeps for the backward pass of one
+ModernBERT layer under bf16 autocast (fp32 residual stream and norm inputs,
+bf16 matmul inputs and outputs, the GeGLU's halves), the MLM head on the
+predicted tokens (bf16 logits, fp32 log-softmax for the loss and its
+gradient), and with SDPA the dense attention masks transformers builds. It is
+multiplied by :data:`SAFETY` for what it does not count (allocator
+fragmentation, workspaces, casts). ``bench/gpu_check.py`` measures the real
+peak against it on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+#: fp32 weights + fp32 gradients + AdamW's two fp32 moments, bytes per parameter
+STATIC_BYTES_PER_PARAM = 16
+#: what the count leaves out (fragmentation, kernel workspaces, dtype copies), as a factor
+SAFETY = 1.25
+#: share of the device's memory the estimate may plan for; the rest is the CUDA context and headroom
+USABLE = 0.9
+#: device memory by the ``plan --gpu`` name, bytes (the usable total torch reports is a little less)
+GPU_MEMORY = {"h100": 80e9, "h200": 141e9, "a100": 80e9, "a100-40gb": 40e9, "l40s": 48e9, "a10": 24e9}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The model facts the estimate needs (from a recipe's ``model`` section and vocabulary)."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    vocab_size: int
+    parameters: int
+    sparse_prediction: bool = True
+
+
+def activation_bytes_per_token(shape: Shape, *, seq_len: int, mask_rate: float, bf16: bool = True,
+                               flash_attention: bool = False, checkpointing: bool = False) -> float:
+    """Bytes of activations kept for the backward pass, per token of a micro-batch (times :data:`SAFETY`).
+
+    :param seq_len: the micro-batch's sequence length (SDPA's dense masks grow with it).
+    :param mask_rate: share of tokens that go through the head when prediction is sparse.
+    :param checkpointing: activation checkpointing: each layer keeps only its input, and
+        one layer's activations exist at a time while it is recomputed.
+    """
+    h, inter = shape.hidden_size, shape.intermediate_size
+    low = 2 if bf16 else 4  # matmul inputs and outputs under autocast
+    # attention block: fp32 residual in, normed input, qkv, rotated q/k, v, attention output, Wo input
+    attention = 4 * h + low * (h + 3 * h + 3 * h + h + h)
+    # MLP block: fp32 residual in, normed input, Wi output (2 halves), gelu(half), product (Wo input)
+    mlp = 4 * h + low * (h + 2 * inter + inter + inter)
+    layer = attention + mlp
+    layers = 4 * h * shape.num_layers + layer if checkpointing else layer * shape.num_layers
+    predicted = mask_rate if shape.sparse_prediction else 1.0
+    # head: dense + norm on h, then logits (bf16) and fp32 log-softmax and its gradient for the loss
+    head = predicted * (4 * h + low * h + (low + 4 + 4) * shape.vocab_size)
+    # SDPA gets two dense (L × L) masks per sequence (global and sliding window); FA2 gets none
+    masks = 0 if flash_attention else 2 * low * seq_len
+    embeddings = 4 * h * 2
+    return SAFETY * (layers + head + masks + embeddings)
+
+
+def static_bytes(shape: Shape) -> float:
+    return STATIC_BYTES_PER_PARAM * shape.parameters
+
+
+def pick_micro_batch(*, share: int, seq_len: int, per_token: float, static: float, memory: float) -> int:
+    """Sequences per forward pass: the largest balanced split of ``share`` whose activations fit.
+
+    The share is cut into ``ceil(share / fit)`` micro-batches of equal size (the
+    last one may be smaller), so 208 sequences with room for 49 run as 5 × 42,
+    not 4 × 49 + 12. At least one sequence, even when the estimate says none fits:
+    the run then fails with CUDA's out-of-memory error naming the real figures.
+    """
+    budget = memory * USABLE - static
+    fit = max(1, int(budget // (per_token * seq_len)))
+    if fit >= share:
+        return share
+    parts = math.ceil(share / fit)
+    return math.ceil(share / parts)
+
+
+def estimated_peak(*, micro: int, seq_len: int, per_token: float, static: float) -> float:
+    """Bytes the estimate expects at the peak of a step with ``micro`` sequences of ``seq_len``."""
+    return static + micro * seq_len * per_token
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """The micro-batch ``auto`` picks for one stage on one rank, and what the estimate expects of it."""
+
+    micro: int
+    share: int
+    seq_len: int
+    peak: float  # bytes
+    memory: float  # bytes of the device
+
+
+def shape_of(model, vocab_size: int) -> Shape:
+    """The estimate's :class:`Shape` of a recipe's ``model`` section with this vocabulary."""
+    from encoder_recipes.plan import count_params
+
+    return Shape(model.hidden_size, model.intermediate_size, model.num_hidden_layers, vocab_size,
+                 count_params(model, vocab_size)["total"], model.sparse_prediction)
+
+
+def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int, bf16: bool = True,
+                    flash_attention: bool = False) -> MicroBatch:
+    """The micro-batch for a stage (a :class:`~encoder_recipes.plan.StagePlan`) on ``gpus`` devices of ``memory`` bytes.
+
+    Sized for the stage's longest sequence and highest mask rate, so it fits every step.
+    """
+    shape = shape_of(recipe.model, vocab_size)
+    share = max(1, stage.batch_size // gpus)
+    seq_len = max(stage.lengths)
+    per_token = activation_bytes_per_token(
+        shape, seq_len=seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end), bf16=bf16,
+        flash_attention=flash_attention, checkpointing=recipe.activation_checkpointing)
+    static = static_bytes(shape)
+    micro = pick_micro_batch(share=share, seq_len=seq_len, per_token=per_token, static=static, memory=memory)
+    return MicroBatch(micro, share, seq_len, estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token,
+                                                            static=static), memory)
+
+
+def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
+    """What ``plan --gpus N --gpu NAME`` prints: each stage's micro-batch and estimated peak on that GPU."""
+    if gpu not in GPU_MEMORY:
+        raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPU_MEMORY)}")
+    memory = GPU_MEMORY[gpu]
+    vocab = recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+    lines = [f"on {gpus} × {gpu} ({memory / 1e9:.0f} GB), bf16, SDPA"
+             + (", activation checkpointing" if recipe.activation_checkpointing else "") + ":"]
+    for stage in plan.stages:
+        chosen = recipe.stages[stage.index].micro_batch_size
+        if stage.batch_size % gpus:
+            lines.append(f"  {stage.name}: batch {stage.batch_size} does not divide over {gpus} GPUs")
+            continue
+        auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab)
+        micro = auto.share if chosen is None else auto.micro if chosen == "auto" else min(chosen, auto.share)
+        shape = shape_of(recipe.model, vocab)
+        per_token = activation_bytes_per_token(
+            shape, seq_len=auto.seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end),
+            checkpointing=recipe.activation_checkpointing)
+        peak = estimated_peak(micro=micro, seq_len=auto.seq_len, per_token=per_token, static=static_bytes(shape))
+        verdict = "fits" if peak <= memory * USABLE else "DOES NOT FIT"
+        lines.append(f"  {stage.name}: {auto.share} sequences × {auto.seq_len} per GPU → micro-batch {micro} "
+                     f"({'auto' if chosen == 'auto' else chosen or 'whole share'}), "
+                     f"{math.ceil(auto.share / micro)} per step, estimated peak {peak / 1e9:.1f} GB: {verdict}")
+    return lines

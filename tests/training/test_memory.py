@@ -1,0 +1,57 @@
+"""The micro-batch estimate: a pure function of the model's shape, the sequence length and the device's memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from encoder_recipes.plan import build_plan
+from encoder_recipes.training.memory import (
+    GPU_MEMORY, USABLE, Shape, activation_bytes_per_token, micro_batch_for, micro_batch_lines, pick_micro_batch,
+    shape_of, static_bytes,
+)
+from encoder_recipes.validation import load_recipe
+
+BASE = Shape(hidden_size=768, intermediate_size=1152, num_layers=22, vocab_size=50368, parameters=150_000_000)
+
+
+def test_the_cost_grows_with_depth_and_shrinks_with_checkpointing_and_sparse_prediction():
+    cost = activation_bytes_per_token(BASE, seq_len=1024, mask_rate=0.3)
+    deeper = activation_bytes_per_token(Shape(768, 1152, 44, 50368, 300_000_000), seq_len=1024, mask_rate=0.3)
+    assert 1.5 * cost < deeper < 2 * cost  # the layers dominate; head and embeddings do not double
+    assert activation_bytes_per_token(BASE, seq_len=1024, mask_rate=0.3, checkpointing=True) < cost / 3
+    dense_head = Shape(768, 1152, 22, 50368, 150_000_000, sparse_prediction=False)
+    assert activation_bytes_per_token(dense_head, seq_len=1024, mask_rate=0.3) > cost
+    # SDPA's dense masks grow with the length; FlashAttention 2 needs none
+    assert (activation_bytes_per_token(BASE, seq_len=8192, mask_rate=0.3)
+            > activation_bytes_per_token(BASE, seq_len=8192, mask_rate=0.3, flash_attention=True))
+
+
+def test_micro_batches_are_balanced_and_never_zero():
+    per_token, static = 1e6, 3e9
+    fit = int((80e9 * USABLE - static) // (per_token * 1024))  # 67 sequences of 1,024 tokens
+    assert pick_micro_batch(share=208, seq_len=1024, per_token=per_token, static=static, memory=80e9) == 52  # 4 × 52
+    assert pick_micro_batch(share=fit, seq_len=1024, per_token=per_token, static=static, memory=80e9) == fit
+    assert pick_micro_batch(share=8, seq_len=1024, per_token=per_token, static=static, memory=80e9) == 8
+    assert pick_micro_batch(share=8, seq_len=10**6, per_token=per_token, static=static, memory=80e9) == 1
+
+
+def test_ja_llmjp_on_16_h100s_gets_micro_batches_that_fit_and_its_whole_share_would_not(registries):
+    recipe = load_recipe("ja-llmjp", registries=registries).recipe
+    plan = build_plan(recipe, registries)
+    shape = shape_of(recipe.model, recipe.model.vocab_size)
+    for stage in plan.stages:
+        choice = micro_batch_for(recipe, stage, gpus=16, memory=GPU_MEMORY["h100"], vocab_size=recipe.model.vocab_size)
+        assert choice.share == stage.batch_size // 16
+        assert 1 <= choice.micro < choice.share
+        assert choice.peak <= 80e9 * USABLE
+        whole = static_bytes(shape) + choice.share * choice.seq_len * activation_bytes_per_token(
+            shape, seq_len=choice.seq_len, mask_rate=stage.mask_rate_end)
+        assert whole > 80e9, stage.name  # without micro-batches the stage would not fit
+    lines = micro_batch_lines(recipe, plan, gpus=16, gpu="h100")
+    assert len(lines) == 1 + len(plan.stages) and all(line.endswith(": fits") for line in lines[1:]), lines
+
+
+def test_an_unknown_gpu_is_refused_naming_the_known_ones(registries):
+    recipe = load_recipe("ja-llmjp", registries=registries).recipe
+    with pytest.raises(ValueError, match="h100"):
+        micro_batch_lines(recipe, build_plan(recipe, registries), gpus=16, gpu="tpu")
