@@ -5,7 +5,8 @@
     .venv/bin/python -m bench --only training,pipeline --json out.json --markdown
 
 Sections: ``training`` (1, against transformers' Trainer), ``pipeline`` (2),
-``memory`` (3), ``seqlen`` (4), ``gpu`` (5, skipped without CUDA).
+``memory`` (3), ``seqlen`` (4), ``gpu`` (5, skipped without CUDA), ``time_to_loss`` (6,
+wall time of each trainer to the same held-out loss).
 ``--smoke`` runs every code path at toy sizes (what the test suite runs).
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from bench.common import BenchError, Figure, fill_mfu, load, machine, markdown_table, matmul_peak, table
 
-SECTIONS = ("training", "pipeline", "memory", "seqlen", "gpu")
+SECTIONS = ("training", "pipeline", "memory", "seqlen", "gpu", "time_to_loss")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,17 +46,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_section(name: str, mode: str, work: Path, peak_tflops: float | None) -> list[Figure]:
-    from bench import gpu, memory, pipeline, seqlen, training
+    from bench import gpu, memory, pipeline, seqlen, time_to_loss, training
 
     if name == "training":
         return training.run(mode, work)
+    if name == "time_to_loss":
+        return time_to_loss.run(mode, work)
     if name == "pipeline":
         return pipeline.run(mode, work)
     if name == "memory":
         return memory.run(mode, work)
     if name == "seqlen":
         return seqlen.run(mode, work)
-    figures = gpu.run(mode, peak_tflops)
+    figures = gpu.run(mode, peak_tflops)  # name == "gpu"
     if mode == "smoke":
         figures += gpu.dry_run()
     return figures

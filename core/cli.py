@@ -226,11 +226,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from encoder_recipes.data.samples import LANGUAGES, SampleCorpusUnavailable, ensure_samples
+    from encoder_recipes.data.samples import SampleCorpusUnavailable, ensure_samples, registered_corpora
 
-    languages = args.language or sorted(LANGUAGES)
+    reg = _registries()
+    corpora = registered_corpora(reg)
+    by_language = {corpora.get(n).language: n for n in reversed(corpora.names())}  # first name per language
+    unknown = sorted(set(args.language or []) - set(by_language))
+    if unknown:
+        print(f"no plugin registers a sample corpus for {', '.join(unknown)}; registered languages: "
+              f"{', '.join(sorted(by_language))}", file=sys.stderr)
+        return 1
+    names = [by_language[lang] for lang in args.language] if args.language else corpora.names()
     try:
-        paths = ensure_samples(languages, force=args.force)
+        paths = ensure_samples(names, force=args.force, registries=reg)
     except SampleCorpusUnavailable as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -248,6 +256,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
         return 1
     print(written)
     return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from encoder_recipes.data.prepare import prepare_from_args
+
+    return prepare_from_args(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -323,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="offline sample corpora")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     ps = data_sub.add_parser("samples", help="fetch and convert the sample corpus into the cache")
-    ps.add_argument("--language", action="append", help="ja, fi, zh, en (default: all)")
+    ps.add_argument("--language", action="append", help="a language a plugin registers a sample corpus for (default: all)")
     ps.add_argument("--force", action="store_true")
     ps.set_defaults(func=cmd_data)
 
@@ -339,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--output", help="folder for the PNG (default: RUN_DIR/plots)")
     p.set_defaults(func=cmd_plot)
+
+    p = recipe_cmd("prepare", "tokenise the recipe's data once into a sharded store for training", cmd_prepare)
+    p.add_argument("--output", help="store folder or object-store URL (default: stores/<recipe>[-<scale>])")
+    p.add_argument("--workers", type=int, help="tokenising processes (default: every core)")
+    p.add_argument("--overwrite", action="store_true", help="start the store afresh")
 
     p = recipe_cmd("run", "train: every stage of the recipe, with checkpoints and export", cmd_run)
     p.add_argument("--output", help="run directory (default: runs/<recipe>-<scale>)")

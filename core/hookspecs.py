@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported for annotations only; plugins never need these at 
 
     from encoder_recipes.components.base import Component
     from encoder_recipes.components.segmenters import WordSegmenter
+    from encoder_recipes.data.samples import SampleCorpus
 
 PROJECT = "encoder_recipes"
 
@@ -100,6 +101,19 @@ def encoder_recipes_register_recipes() -> list[Path]:
     Return contract: a list of paths to recipe YAML files; the recipe's
     registered name is its ``metadata.name``. All plugins' lists are
     concatenated; a name registered twice is an error naming both plugins.
+    """
+
+
+@hookspec
+def encoder_recipes_register_sample_corpora() -> list[SampleCorpus]:
+    """Register offline sample corpora: which text to fetch and convert for a language.
+
+    Return contract: a list of :class:`encoder_recipes.data.samples.SampleCorpus`
+    (name, language, Debian LibreOffice help package, optional script check
+    and extra documents). All plugins' lists are concatenated; a name
+    registered twice is an error naming both plugins. ``encoder-recipes data
+    samples`` fetches them, and ``--scale smoke`` trains a recipe on the
+    corpus registered for its language.
     """
 
 

@@ -40,14 +40,6 @@ from encoder_recipes.plugin_manager import ENTRY_POINT_GROUP
 if TYPE_CHECKING:
     from encoder_recipes.registry import Registries
 
-#: The recipe a starter extends when no registered recipe is of its language:
-#: it trains its byte-level BPE tokenizer (NFC, no unknown bytes) from the data, so it
-#: suits any language, and every value in it is cited (docs/recipes/fi-modernbert.md).
-DEFAULT_EXTENDS = "fi-modernbert"
-
-#: Languages written without spaces between words: their starter segmenter
-#: makes each character a word instead of each whitespace-separated run.
-UNSPACED_LANGUAGES = frozenset({"ja", "zh", "yue", "wuu", "th", "lo", "km", "my", "bo", "dz"})
 
 #: Starter fill-mask probes in any language that writes Arabic digits; the
 #: author replaces them with sentences of the language.
@@ -114,9 +106,16 @@ def plugin_names(lang: str, dist_name: str | None = None, plugin_name: str | Non
 
 
 def default_extends(lang: str, registries: Registries) -> str:
-    """The first registered recipe of ``lang`` (its tokenizer fits), else :data:`DEFAULT_EXTENDS`."""
+    """The recipe a starter extends, chosen from what is registered.
+
+    The first registered recipe of ``lang`` (its tokenizer fits), else the first
+    registered recipe, by name, that trains its tokenizer from the data (so it
+    suits any language; a pretrained tokenizer of another language cannot be
+    swapped out by ``extends``).
+    """
     from encoder_recipes.recipe_files import RecipeError, load_yaml_file
 
+    trains: list[str] = []
     for name in registries.recipes.names():
         try:
             data = load_yaml_file(registries.recipes.get(name).path)
@@ -125,7 +124,33 @@ def default_extends(lang: str, registries: Registries) -> str:
         metadata = data.get("metadata") if isinstance(data, dict) else None
         if isinstance(metadata, dict) and metadata.get("language") == lang:
             return name
-    return DEFAULT_EXTENDS
+        if _trains_tokenizer(name, registries):
+            trains.append(name)
+    if not trains:
+        raise ScaffoldError(f"no registered recipe is of {lang!r} or trains its tokenizer, so there is nothing "
+                            "to extend; install a language plugin with such a recipe, or pass --extends")
+    return trains[0]
+
+
+def _trains_tokenizer(name: str, registries: Registries) -> bool:
+    """Whether a registered recipe (extends resolved) trains its tokenizer; False when it does not validate."""
+    from encoder_recipes.recipe_files import RecipeError
+    from encoder_recipes.registry import RegistryError
+    from encoder_recipes.validation import load_recipe
+
+    try:
+        tokenizer = load_recipe(name, registries=registries).recipe.tokenizer.name
+        return "vocab_size" in registries.component("tokenizer", tokenizer).Params.model_fields
+    except (RecipeError, RegistryError, KeyError):
+        return False
+
+
+def is_unspaced(lang: str, registries: Registries) -> bool:
+    """Whether ``lang`` is written without spaces, as its registered sample corpus says (else: spaced)."""
+    from encoder_recipes.data.samples import corpus_for_language
+
+    corpus = corpus_for_language(lang, registries)
+    return corpus is not None and corpus.unspaced
 
 
 def new_plugin(
@@ -137,6 +162,7 @@ def new_plugin(
     plugin_name: str | None = None,
     force: bool = False,
     registries: Registries,
+    unspaced: bool | None = None,
 ) -> Path:
     """Write the package ``encoder-recipes-LANG`` under ``dest`` and return its folder.
 
@@ -144,14 +170,18 @@ def new_plugin(
     :param dest: the folder the package folder is created in.
     :param dist_name: the distribution name (default ``encoder-recipes-LANG``); the
         import package is its normalised form (``encoder_recipes_LANG``).
-    :param extends: the registered recipe the starter recipe extends (default: the
-        first registered recipe of ``lang``, else ``fi-modernbert``).
+    :param extends: the registered recipe the starter recipe extends (default:
+        :func:`default_extends`).
     :param plugin_name: the entry-point name (default ``LANG``); it must not be taken
         by another installed distribution.
     :param force: overwrite the files of an existing package folder.
     :param registries: where ``extends`` is looked up (the installed plugins' registries).
+    :param unspaced: the language is written without spaces between words, so the
+        starter segmenter makes each character a word (default: what the
+        registered sample corpus of ``lang`` says, else spaced).
     """
-    from encoder_recipes.data.samples import LANGUAGES as SAMPLE_LANGUAGES
+    from encoder_recipes.data.samples import corpus_for_language
+
     names = plugin_names(lang, dist_name, plugin_name)
     _check_plugin_name_free(names)
     parent = extends or default_extends(lang, registries)
@@ -161,8 +191,8 @@ def new_plugin(
     if root.exists() and not force:
         raise ScaffoldError(f"{root} exists; pass --force to overwrite its generated files")
 
-    spaced = lang not in UNSPACED_LANGUAGES
-    has_sample = lang in SAMPLE_LANGUAGES
+    spaced = not (is_unspaced(lang, registries) if unspaced is None else unspaced)
+    has_sample = corpus_for_language(lang, registries) is not None
     example_text, example_words = SEGMENTER_EXAMPLES.get(lang, _SPACED_EXAMPLE if spaced else _UNSPACED_EXAMPLE)
     values = {
         "lang": lang,
@@ -240,7 +270,8 @@ def _parent_recipe(parent: str, lang: str, registries: Registries):
     if not trains_tokenizer and recipe.metadata.language != lang:
         raise ScaffoldError(
             f"{parent!r} loads a pretrained {recipe.metadata.language!r} tokenizer, which a recipe extending it "
-            f"cannot replace; extend a recipe that trains its tokenizer, such as {DEFAULT_EXTENDS!r}"
+            f"cannot replace; extend a recipe that trains its tokenizer"
+            + "".join(f", such as {n!r}" for n in registries.recipes.names()[:1] if _trains_tokenizer(n, registries))
         )
     return recipe
 
@@ -294,7 +325,8 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     """``encoder-recipes new-plugin``: write the package and say what to do next."""
     try:
         root = new_plugin(args.lang, dest=Path(args.dest), dist_name=args.dist_name, extends=args.extends,
-                          plugin_name=args.plugin_name, force=args.force, registries=args.registries())
+                          plugin_name=args.plugin_name, force=args.force, registries=args.registries(),
+                          unspaced=args.unspaced)
     except ScaffoldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -316,12 +348,18 @@ def add_new_plugin_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--dest", default=".", help="folder to write the package folder in (default: .)")
     p.add_argument("--name", dest="dist_name", metavar="DIST", help="distribution name (default: encoder-recipes-LANG)")
     p.add_argument("--extends", metavar="RECIPE",
-                   help=f"registered recipe the starter extends (default: one of LANG, else {DEFAULT_EXTENDS})")
+                   help="registered recipe the starter extends (default: one of LANG, else the first "
+                   "registered one that trains its tokenizer)")
+    space = p.add_mutually_exclusive_group()
+    space.add_argument("--unspaced", dest="unspaced", action="store_true", default=None,
+                       help="words are not separated by spaces (the starter segmenter splits characters); "
+                       "default: as the registered sample corpus of LANG says, else spaced")
+    space.add_argument("--spaced", dest="unspaced", action="store_false", help="words are separated by spaces")
     p.add_argument("--plugin-name", help="entry-point name (default: LANG)")
     p.add_argument("--force", action="store_true", help="overwrite the files of an existing package folder")
     p.set_defaults(func=cmd_new_plugin)
     return p
 
 
-__all__ = ["DEFAULT_EXTENDS", "PluginNames", "ScaffoldError", "add_new_plugin_parser", "cmd_new_plugin",
-           "new_plugin", "plugin_names", "render"]
+__all__ = ["PluginNames", "ScaffoldError", "add_new_plugin_parser", "cmd_new_plugin",
+           "default_extends", "is_unspaced", "new_plugin", "plugin_names", "render"]

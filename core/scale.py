@@ -18,14 +18,19 @@ layer pattern and norm — and shrinks its *size*:
   ``rule.seq_len_divisor`` (at least ``min_seq_len``); LR schedules scale
   their warmup by the ratio of the span they live in (the stage, or the run
   for ``scope: run``). A plugin's component is kept as it is unless it says otherwise.
-* steps: ``rule.total_steps`` are split over the stages in proportion to their
-  full-scale steps (at least ``min_stage_steps`` each); evaluators'
-  ``every_steps`` are scaled by the run's ratio.
+* steps: ``rule.total_tokens`` (batch × sequence length) are shared among the
+  stages in proportion to their full-scale tokens, and each stage's share
+  becomes steps at its scaled length (at least ``min_stage_steps``). Sharing
+  tokens, not full-scale step counts, spends the small run's time where the
+  paper spent its compute: a long-context stage has few but costly steps at
+  full scale, and at smoke scale too. Evaluators' ``every_steps`` are scaled
+  by the run's ratio.
 * batch: every stage uses ``rule.batch_size`` sequences, without accumulation.
 * learning rate: every stage's peak LR is multiplied by ``rule.lr_multiplier``,
   by default the ratio of the full model's width to the scale's (Adam's best
   LR grows as a model narrows, as muP makes precise); ratios between stages stay.
-* data: with ``sample_data``, the offline sample corpus of the recipe's language.
+* data: with ``sample_data``, the offline sample corpus a plugin registers for
+  the recipe's language (``encoder_recipes_register_sample_corpora``).
 * finally ``rule.overrides`` (``key.path: value``) are applied.
 """
 
@@ -35,6 +40,7 @@ import copy
 from typing import Any
 
 from encoder_recipes.components.base import Scaling
+from encoder_recipes.data.samples import corpus_for_language
 from encoder_recipes.recipe_files import RecipeError, RecipeIssue, apply_override
 from encoder_recipes.registry import Registries
 from encoder_recipes.schema import Recipe
@@ -63,14 +69,24 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     model["local_attention"] = max(2, model["local_attention"] // window_divisor)
 
     if rule.sample_data:
-        data["data"]["sources"] = [{"name": "sample", "sample": recipe.metadata.language}]
+        corpus = corpus_for_language(recipe.metadata.language, registries)
+        if corpus is None:
+            raise RecipeError([RecipeIssue(source, None, None, f"scales.{name}.sample_data",
+                                           f"no plugin registers a sample corpus for language "
+                                           f"{recipe.metadata.language!r}; set sample_data: false and point "
+                                           "data.sources at your own text")])
+        data["data"]["sources"] = [{"name": "sample", "sample": corpus.name}]
         data["data"]["mixture"] = {}
 
     lr_multiplier = rule.lr_multiplier or recipe.model.hidden_size / model["hidden_size"]
     full_steps = [s.steps for s in full_plan.stages]
-    total_full = sum(full_steps)
-    new_steps = [max(rule.min_stage_steps, round(rule.total_steps * s / total_full)) for s in full_steps]
-    run_ratio = sum(new_steps) / total_full
+    full_tokens = sum(s.tokens for s in full_plan.stages)
+    new_steps = [
+        max(rule.min_stage_steps,
+            round(rule.total_tokens * s.tokens / full_tokens / (rule.batch_size * max(rule.min_seq_len, s.mean_seq_len / divisor))))
+        for s in full_plan.stages
+    ]
+    run_ratio = sum(new_steps) / sum(full_steps)
     for stage, new in zip(data["stages"], new_steps):
         stage["steps"], stage["tokens"] = new, None
         stage["batch_size"], stage["micro_batch_size"] = rule.batch_size, None

@@ -173,6 +173,13 @@ class Stage(Strict):
         "none", description="none: one document per sequence, truncated ('line by line'); "
         "naive: concatenate and cut; best_fit: bin-pack whole documents"
     )
+    document_isolation: bool = Field(
+        False, description="packed documents attend only within themselves: FlashAttention 2 varlen cu_seqlens, "
+        "a block-diagonal mask on SDPA/eager (off: they attend to each other, as in ModernBERT's own training)"
+    )
+    restart_positions: bool = Field(
+        False, description="with document_isolation: position ids restart at 0 in every packed document"
+    )
     rope: Rope = Field(default_factory=Rope)
     mixture: dict[str, float] | None = Field(None, description="data mixture for this stage (default: data.mixture)")
     epochs: float | None = Field(None, gt=0, description="passes over the stage's data, where the source says so")
@@ -186,6 +193,9 @@ class Stage(Strict):
     def _steps_or_tokens(self) -> Stage:
         if (self.steps is None) == (self.tokens is None):
             raise ValueError(f"stage {self.name!r} needs exactly one of steps or tokens")
+        if self.restart_positions and not self.document_isolation:
+            # restarting positions while documents still see each other would garble RoPE's relative positions
+            raise ValueError(f"stage {self.name!r}: restart_positions needs document_isolation: true")
         return self
 
 
@@ -194,7 +204,12 @@ class ScaleRule(Strict):
 
     seq_len_divisor: int = Field(8, gt=0, description="every sequence length is divided by this")
     min_seq_len: int = Field(64, gt=0)
-    total_steps: int = Field(400, gt=0, description="steps over all stages, split in proportion to full-scale steps")
+    total_tokens: int = Field(
+        4_000_000, gt=0,
+        description="token positions (batch × sequence length, padding included) over all stages: each stage gets "
+        "the share of them its full-scale tokens have, so its steps = share / (batch × its scaled length); a "
+        "1,024-token step costs 8 of a 128-token one, so steps are not shared by full-scale step counts",
+    )
     min_stage_steps: int = Field(10, gt=0)
     batch_size: int = Field(16, gt=0, description="global batch size in sequences, every stage")
     vocab_size: int = Field(4096, gt=0, description="tokenizer vocabulary trained for this scale")

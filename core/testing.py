@@ -85,7 +85,7 @@ def smoke_run(encoder_recipes_registries: Registries, tmp_path: Path) -> Callabl
         resolved = load_recipe(str(ref), scale=scale, overrides=["log_every=1", *overrides],
                                registries=encoder_recipes_registries)
         try:
-            ensure_sample_data(resolved)
+            ensure_sample_data(resolved, encoder_recipes_registries)
         except SampleCorpusUnavailable as exc:
             pytest.skip(f"no offline sample corpus here: {exc}")
         for source in resolved.recipe.data.sources:

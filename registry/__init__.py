@@ -104,9 +104,21 @@ class Registries:
     recipes: Registry[RecipeEntry]
     #: (plugin, hook) pairs that raised once: reported then, skipped since
     broken: set[tuple[str, str]] = field(default_factory=set)
+    _sample_corpora: Registry | None = field(default=None, repr=False)
 
     def component(self, kind: str, name: str) -> type[Component]:
         return self.components[kind].get(name)
+
+    @property
+    def sample_corpora(self) -> Registry:
+        """The offline sample corpora the plugins register, by name (collected on first use)."""
+        if self._sample_corpora is None:
+            corpora: Registry = Registry("sample corpus", "an offline sample corpus (encoder-recipes data samples)")
+            for plugin_name, items in _call_each(self.loaded, "encoder_recipes_register_sample_corpora"):
+                for corpus in items:
+                    corpora.add(corpus.name, corpus, plugin_name)
+            self._sample_corpora = corpora
+        return self._sample_corpora
 
     def word_segmenter(self, language: str, name: str | None = None):
         """The word segmenter the first answering plugin offers (the hook is ``firstresult``), or None."""
@@ -142,7 +154,7 @@ class Registries:
     def contributions(self, plugin: str) -> dict[str, list[str]]:
         """Names each registry holds from ``plugin``, by kind (for ``encoder-recipes plugins``)."""
         out: dict[str, list[str]] = {}
-        for kind, reg in {**self.components, "recipe": self.recipes}.items():
+        for kind, reg in {**self.components, "recipe": self.recipes, "sample corpus": self.sample_corpora}.items():
             names = sorted(n for n, owner in reg.owners.items() if owner == plugin)
             if names:
                 out[kind] = names
@@ -220,7 +232,9 @@ def build_registries(loaded: LoadedPlugins) -> Registries:
                                                     "encoder_recipes_register_recipes", str(exc)))
                 continue
             recipes.add(name, RecipeEntry(name, path, plugin_name), plugin_name)
-    return Registries(loaded, components, recipes)
+    registries = Registries(loaded, components, recipes)
+    registries.sample_corpora  # collected now, like the other registrations: a duplicate name fails here
+    return registries
 
 
 _DEFAULT: Registries | None = None

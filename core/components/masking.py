@@ -22,6 +22,7 @@ Everything is vectorised torch: the data pipeline must keep up with training
 from __future__ import annotations
 
 import bisect
+import functools
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
@@ -91,11 +92,18 @@ def _check_rate(rate: float) -> None:
 
 def _replacement_pool(vocab_size: int, special_ids: torch.Tensor | None) -> torch.Tensor:
     """Token ids a random replacement may take: the vocabulary minus special tokens."""
+    specials = tuple(sorted(special_ids.tolist())) if special_ids is not None else ()
+    return _pool(vocab_size, specials)
+
+
+@functools.lru_cache(maxsize=16)
+def _pool(vocab_size: int, specials: tuple[int, ...]) -> torch.Tensor:
+    # cached: the store reader masks row by row, and building the pool costs more than masking a row
     import torch
 
     pool = torch.arange(vocab_size, dtype=torch.long)
-    if special_ids is not None and special_ids.numel():
-        pool = pool[~torch.isin(pool, special_ids.to(torch.long))]
+    if specials:
+        pool = pool[~torch.isin(pool, torch.tensor(specials, dtype=torch.long))]
     if pool.numel() == 0:
         raise ValueError("no token is left to draw random replacements from")
     return pool

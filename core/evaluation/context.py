@@ -32,6 +32,8 @@ class EvalContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     #: validation documents, a fresh iterator per call
     documents: Callable[[], Iterator[str]] | None = None
+    #: training documents, a fresh iterator per call (the mlm evaluator's unigram baseline counts them)
+    train_documents: Callable[[], Iterator[str]] | None = None
     seq_len: int = _DEFAULTS.seq_len
     packing: str = _DEFAULTS.packing
     masking: Any = None  #: a Masking component (None: token-level MLM at ``mask_rate``)

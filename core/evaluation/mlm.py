@@ -1,8 +1,18 @@
-"""MLM validation loss and accuracy on held-out documents."""
+"""MLM validation loss and accuracy on held-out documents, against the unigram baseline.
+
+A loss means little alone: its scale depends on the tokenizer and the text.
+So the evaluator also reports ``unigram_loss``, the loss of a model that has
+learned nothing but token frequencies — the frequencies of the training text
+(add-one smoothed), scored on the validation text — and ``gain``, how many
+nats per token the model does better. A model that has only learned to count
+tokens has a gain near 0.
+"""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -11,8 +21,59 @@ from encoder_recipes.components.base import Params
 from encoder_recipes.components.kinds import Evaluator
 
 
+#: characters of text read for the unigram baseline, per side (its estimate is steady well before this)
+UNIGRAM_MAX_CHARS = 2_000_000
+
+#: the training-text counts of the last tokenizer seen: a run scores many evaluations with one tokenizer
+#: (the tokenizer object itself is kept, so a new one, even at a reused address, is counted afresh)
+_TRAIN_COUNTS: list[tuple[Any, Counter[int]]] = []
+
+
+def token_counts(texts: Iterable[str], tokenizer: Any, *, max_chars: int = UNIGRAM_MAX_CHARS) -> Counter[int]:
+    """How often each token id occurs in ``texts`` (no special tokens: MLM targets never are)."""
+    from encoder_recipes.training.batches import DocumentTokenizer
+
+    doc_tokenizer = DocumentTokenizer(tokenizer)
+    counts: Counter[int] = Counter()
+    chunk: list[str] = []
+    read = 0
+    for text in texts:
+        chunk.append(text)
+        read += len(text)
+        if len(chunk) == 64 or read >= max_chars:
+            for ids, _ in doc_tokenizer(chunk):
+                counts.update(ids)
+            chunk = []
+        if read >= max_chars:
+            break
+    for ids, _ in doc_tokenizer(chunk) if chunk else []:
+        counts.update(ids)
+    return counts
+
+
+def unigram_loss(texts: Iterable[str], tokenizer: Any, reference: Counter[int] | None = None) -> float:
+    """Cross-entropy, in nats per token, of ``texts`` under a unigram (context-free) model.
+
+    The model is the add-one smoothed token frequencies of ``reference``
+    (the training text's counts, :func:`token_counts`): what a model that only
+    counted tokens would score. Without a reference, the frequencies of
+    ``texts`` themselves: their entropy, which no context-free model beats.
+    """
+    counts = token_counts(texts, tokenizer)
+    total = sum(counts.values())
+    if not total:
+        raise ValueError("no validation tokens to count for the unigram baseline")
+    if reference is None:
+        return -sum(c / total * math.log(c / total) for c in counts.values())
+    vocab = len(tokenizer)
+    denominator = sum(reference.values()) + vocab
+    return -sum(c * math.log((reference.get(i, 0) + 1) / denominator) for i, c in counts.items()) / total
+
+
 class MLMEvaluator(Evaluator):
-    """Masked-LM loss, perplexity and accuracy on held-out documents (same masking every time)."""
+    """Masked-LM loss, perplexity and accuracy on held-out documents (same masking every time), and the
+    unigram baseline (``unigram_loss``: training-text token frequencies scored on the validation text;
+    ``gain`` = unigram_loss − loss)."""
 
     name: ClassVar[str] = "mlm"
 
@@ -56,7 +117,14 @@ class MLMEvaluator(Evaluator):
                 total_correct += int((logits.argmax(-1) == targets).sum())
                 total += targets.numel()
         loss = total_loss / max(total, 1)
+        reference = None
+        if context.train_documents is not None:
+            if not (_TRAIN_COUNTS and _TRAIN_COUNTS[0][0] is tokenizer):
+                _TRAIN_COUNTS[:] = [(tokenizer, token_counts(context.train_documents(), tokenizer))]
+            reference = _TRAIN_COUNTS[0][1]
+        baseline = unigram_loss(context.documents(), tokenizer, reference)
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "accuracy": total_correct / max(total, 1),
+                "unigram_loss": baseline, "gain": baseline - loss,
                 "masked_tokens": total, "seq_len": seq_len, "mask_rate": rate}
 
 

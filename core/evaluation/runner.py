@@ -9,7 +9,8 @@ from encoder_recipes.data.sources import DocumentStream
 from encoder_recipes.evaluation.context import EvalContext
 
 
-def run_evaluators(refs: list, *, trainer: Any, stage: Any, step: int) -> dict[str, Any]:
+def eval_context(trainer: Any, stage: Any, step: int) -> EvalContext:
+    """What evaluators get after ``step`` of ``stage``: the stage's length, packing, masking, validation text."""
     recipe = trainer.recipe
     spec = recipe.stages[stage.index]
     clock = trainer.plan.clock(min(step, trainer.plan.total_steps - 1))
@@ -20,12 +21,21 @@ def run_evaluators(refs: list, *, trainer: Any, stage: Any, step: int) -> dict[s
         for source in recipe.data.sources:
             yield from DocumentStream(source, "validation", validation_fraction=recipe.data.validation_fraction)
 
-    context = EvalContext(
+    def train_documents():
+        for source in recipe.data.sources:
+            yield from DocumentStream(source, "train", validation_fraction=recipe.data.validation_fraction)
+
+    return EvalContext(
         language=recipe.metadata.language, device=trainer.device, documents=documents,
+        train_documents=train_documents,
         seq_len=context_schedule.seq_len(clock), packing=spec.packing, masking=masking,
         mask_rate=masking.rate(clock), segmenter=trainer.segmenter, seed=recipe.seed, step=step,
         out_dir=trainer.out, registries=trainer.registries,
     )
+
+
+def run_evaluators(refs: list, *, trainer: Any, stage: Any, step: int) -> dict[str, Any]:
+    context = eval_context(trainer, stage, step)
     results: dict[str, Any] = {}
     for ref in refs:
         evaluator = trainer.resolved.component(trainer.registries, "evaluator", ref)

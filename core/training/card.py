@@ -12,10 +12,12 @@ import yaml
 
 from encoder_recipes import __version__
 from encoder_recipes.plan import Plan
+from encoder_recipes.training.summary import summary_markdown
 from encoder_recipes.validation import ResolvedRecipe
 
 
-def model_card(resolved: ResolvedRecipe, plan: Plan, run_dir: Path) -> str:
+def model_card(resolved: ResolvedRecipe, plan: Plan, run_dir: Path, summary: dict | None = None) -> str:
+    """The card; ``summary`` is the end-of-run record (:mod:`encoder_recipes.training.summary`)."""
     recipe = resolved.recipe
     meta = recipe.metadata
     scale = resolved.scale or "full"
@@ -39,6 +41,8 @@ def model_card(resolved: ResolvedRecipe, plan: Plan, run_dir: Path) -> str:
                   "recipe's machinery works. It is not the model the sources describe."]
     if resolved.overrides:
         lines += ["", "Command-line overrides: " + ", ".join(f"`{o}`" for o in resolved.overrides)]
+    if summary is not None:
+        lines += ["", *summary_markdown(summary)]
     lines += ["", "## Sources", ""]
     lines += [f"- {s.title}" + (f" ({s.url})" if s.url else "") for s in meta.sources] or ["- none given"]
     lines += ["", "## Stages", "", "| stage | steps | batch | sequence length | tokens | peak LR | masking | packing | RoPE θ global/local |",

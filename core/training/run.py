@@ -9,7 +9,7 @@ from pathlib import Path
 from encoder_recipes.validation import load_recipe
 
 
-def ensure_sample_data(resolved) -> None:
+def ensure_sample_data(resolved, registries=None) -> None:
     """Fetch the offline sample corpora a recipe names, if the cache lacks them."""
     from encoder_recipes.data.samples import SampleCorpusMissing, ensure_samples, sample_files
 
@@ -18,7 +18,7 @@ def ensure_sample_data(resolved) -> None:
             try:
                 sample_files(source.sample)
             except SampleCorpusMissing:
-                ensure_samples([source.sample])
+                ensure_samples([source.sample], registries=registries)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     resolved = load_recipe(args.recipe, overrides=args.overrides or [], scale=args.scale, registries=registries)
     output = Path(args.output) if args.output else default_output(resolved)
     try:
-        ensure_sample_data(resolved)
+        ensure_sample_data(resolved, registries)
         final = train(resolved, registries, RunOptions(output=output, resume=args.resume,
                                                         allow_config_change=args.allow_config_change,
                                                         device=args.device, max_steps=args.max_steps,
@@ -45,7 +45,12 @@ def run_from_args(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     if final is not None:
+        from encoder_recipes.training.summary import format_summary, read_summary
+
+        summary = read_summary(output)
         print(f"done: {final}")
+        if summary is not None:
+            print(format_summary(summary))
     else:
         print(f"stopped before the end; resume with --output {output} --resume auto")
     return 0

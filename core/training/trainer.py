@@ -37,6 +37,7 @@ from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
 from encoder_recipes.training.metrics import MetricsLog, StageProgress, read_metrics
+from encoder_recipes.training.summary import summarize
 from encoder_recipes.validation import ResolvedRecipe
 
 class TrainingError(RuntimeError):
@@ -76,6 +77,7 @@ class Trainer:
         self.nan_skips = 0
         self._signal: int | None = None  # set by the SIGTERM/SIGINT handler
         self.stage_stream: dict[str, Any] | None = None  # data state of the checkpoint we resumed from
+        self.started = time.perf_counter()  # for the end-of-run summary's time taken (this session)
 
     # --- setup -------------------------------------------------------------------
 
@@ -395,8 +397,10 @@ class Trainer:
         try:
             if self.dist.main and self.step >= self.plan.total_steps:
                 self.model.eval()
+                summary = summarize(self, self.out / "final", time.perf_counter() - self.started)
+                self.metrics.write(summary)
                 final = export_model(self.model, self.tokenizer, self.out / "final",
-                                     card=model_card(self.resolved, self.plan, self.out))
+                                     card=model_card(self.resolved, self.plan, self.out, summary=summary))
                 _draw_report(self.out)
         finally:
             if hasattr(self, "metrics"):

@@ -6,8 +6,13 @@ any outside plugin; the components themselves live in
 """
 
 from encoder_recipes.components import context, lr_schedules, masking, optimizers, tokenizers
+from encoder_recipes.data.samples import SampleCorpus
 from encoder_recipes.evaluation import embeddings, fill_mask, finetune, mlm, pppl, retrieval
 from encoder_recipes.hookspecs import hookimpl
+
+#: English: the LibreOffice help's original text, which the other sample
+#: corpora are checked against for untranslated paragraphs.
+ENGLISH_SAMPLE = SampleCorpus(name="en", language="en", package="libreoffice-help-en-us")
 
 
 @hookimpl
@@ -50,3 +55,8 @@ def encoder_recipes_register_evaluators():
 @hookimpl
 def encoder_recipes_register_optimizers():
     return [optimizers.AdamW, optimizers.StableAdamW]
+
+
+@hookimpl
+def encoder_recipes_register_sample_corpora():
+    return [ENGLISH_SAMPLE]

@@ -11,6 +11,7 @@ from pathlib import Path
 from encoder_recipes.components.segmenters import WhitespaceSegmenter, WordSegmenter
 from encoder_recipes.hookspecs import hookimpl
 from encoder_recipes.plugins.fi.probes import probes_for
+from encoder_recipes.plugins.fi import samples
 from encoder_recipes.recipes import recipe_path
 
 
@@ -36,3 +37,9 @@ def encoder_recipes_word_segmenter(language: str, name: str | None) -> WordSegme
 def encoder_recipes_fill_mask_probes(language: str) -> list[dict] | None:
     """Simple factual fill-mask probes for "fi" (written for this project)."""
     return probes_for(language)
+
+
+@hookimpl
+def encoder_recipes_register_sample_corpora() -> list:
+    """The 'fi' offline sample corpus (see ``samples.py`` beside this file)."""
+    return [samples.CORPUS]

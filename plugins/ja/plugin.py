@@ -12,6 +12,7 @@ from encoder_recipes.components.segmenters import WordSegmenter
 from encoder_recipes.hookspecs import hookimpl
 from encoder_recipes.plugins.ja.probes import probes_for
 from encoder_recipes.plugins.ja.segmenter import MeCabSegmenter, mecab_segmenter
+from encoder_recipes.plugins.ja import samples
 from encoder_recipes.recipes import recipe_path
 
 
@@ -34,3 +35,9 @@ def encoder_recipes_word_segmenter(language: str, name: str | None) -> WordSegme
 def encoder_recipes_fill_mask_probes(language: str) -> list[dict] | None:
     """The six fill-mask probes of the llm-jp-modernbert paper (Table 3) for "ja"."""
     return probes_for(language)
+
+
+@hookimpl
+def encoder_recipes_register_sample_corpora() -> list:
+    """The 'ja' offline sample corpus (see ``samples.py`` beside this file)."""
+    return [samples.CORPUS]

@@ -12,6 +12,7 @@ from encoder_recipes.components.segmenters import WordSegmenter
 from encoder_recipes.hookspecs import hookimpl
 from encoder_recipes.plugins.zh.probes import probes_for
 from encoder_recipes.plugins.zh.segmenter import segmenter_named
+from encoder_recipes.plugins.zh import samples
 from encoder_recipes.recipes import recipe_path
 
 
@@ -35,3 +36,9 @@ def encoder_recipes_word_segmenter(language: str, name: str | None) -> WordSegme
 def encoder_recipes_fill_mask_probes(language: str) -> list[dict] | None:
     """Simple factual fill-mask probes for "zh" (written for this project)."""
     return probes_for(language)
+
+
+@hookimpl
+def encoder_recipes_register_sample_corpora() -> list:
+    """The 'zh' offline sample corpus (see ``samples.py`` beside this file)."""
+    return [samples.CORPUS]

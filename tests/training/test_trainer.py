@@ -101,7 +101,7 @@ def test_an_earlier_run_is_not_silently_replaced(train_recipe, registries, tmp_p
         run(recipe, registries, tmp_path / "run")
     final, _ = run(recipe, registries, tmp_path / "run", overwrite=True)
     assert final.exists()
-    steps = [m["step"] for m in read_metrics(tmp_path / "run") if m.get("event") != "eval"]
+    steps = [m["step"] for m in read_metrics(tmp_path / "run") if m.get("event") is None]
     assert steps == sorted(set(steps))  # the old run's lines are gone, not doubled
 
 

@@ -1,0 +1,212 @@
+"""Benchmark 6: time to a held-out loss, encoder-recipes against the ``transformers.Trainer`` path.
+
+Tokens per second is not what a user waits for; a model good enough is. This
+runs the two trainers of :mod:`bench.training` (the same tiny ModernBERT,
+BPE tokenizer, sample-corpus text, masking rate, peak LR, optimiser and
+global batch in sequences, each in a child process of its own) and scores
+each model on the same held-out masked batches every few steps, with the
+clock stopped while it is scored. Each side's curve is (wall time, held-out
+loss); the **target** is the final loss of the side that ends worse, which
+both therefore reach. The figure is the wall time from the start of the
+run's setup (tokenisation included: the baseline's ``datasets.map``, our
+data worker) to the first score at or below the target, and the ratio of
+the two times.
+
+Both sides train the same number of real (non-padding) tokens; the baseline
+takes more optimizer steps for them, since its line-by-line sequences are
+partly padding. Each side runs once: on a shared machine a neighbour's work
+slows a run, so the load at the start of each is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import Figure, child_main, run_child, sample_path, tokenizer_dir
+from bench.training import LR, MASK_RATE, MODEL, SEED, eval_batches, recipe
+
+MODULE = "bench.time_to_loss"
+BENCH = "6 time to loss"
+#: held-out set scored along the way: whole documents cut at the sequence length, as the baseline trains
+EVAL_SET = "documents"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    lang: str = "en"
+    vocab: int = 4096
+    seq_len: int = 512
+    batch_size: int = 16
+    steps: int = 160  # encoder-recipes' steps; the token budget is steps × batch × seq_len
+    evals: int = 16  # scores along each run
+    eval_batches: int = 4
+
+
+SIZES = {
+    "full": Sizes(),
+    "quick": Sizes(steps=80, evals=10, eval_batches=2),
+    "smoke": Sizes(seq_len=64, batch_size=4, steps=6, evals=2, eval_batches=1),
+}
+
+
+def run(mode: str, work: Path) -> list[Figure]:
+    sizes = SIZES[mode]
+    tokenizer = tokenizer_dir(work, sizes.lang, sizes.vocab)
+    evals = eval_batches(work, tokenizer, sizes.lang, sizes.seq_len, sizes.batch_size, sizes.eval_batches)
+    budget = sizes.steps * sizes.batch_size * sizes.seq_len
+    common = {"tokenizer": str(tokenizer), "eval_file": str(evals), "lang": sizes.lang, "seq_len": sizes.seq_len,
+              "batch_size": sizes.batch_size, "tokens": budget, "model": MODEL, "mask_rate": MASK_RATE, "lr": LR,
+              "seed": SEED, "evals": sizes.evals}
+    results = {
+        "baseline": run_child(MODULE, {**common, "kind": "baseline", "output": str(work / "ttl-hf-run"),
+                                       "train_file": str(sample_path(sizes.lang)),
+                                       "cache_dir": str(work / "ttl-hf-datasets")}),
+        "ours": run_child(MODULE, {**common, "kind": "ours", "output": str(work / "ttl-ours"), "steps": sizes.steps,
+                                   "packing": "naive", "data_workers": 1, "sparse": True}),
+    }
+    shutil.rmtree(work / "ttl-hf-datasets", ignore_errors=True)
+    return figures(results)
+
+
+def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
+    """The first wall time at which the held-out loss is at or below ``target`` (None if never)."""
+    return next((t for t, loss in curve if loss <= target + 1e-9), None)
+
+
+def figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
+    base, ours = results["baseline"], results["ours"]
+    target = max(base["curve"][-1][1], ours["curve"][-1][1])
+    t_base, t_ours = time_to(base["curve"], target), time_to(ours["curve"], target)
+    ratio = t_base / t_ours if t_base and t_ours else None
+    out = [Figure(BENCH, "held-out loss both reach (the worse final loss)", target, "nats",
+                  f"{EVAL_SET} set; final losses: baseline {base['curve'][-1][1]:.3f}, "
+                  f"encoder-recipes {ours['curve'][-1][1]:.3f}", base["load"])]
+    for name, r, t in (("transformers Trainer (line by line, padded)", base, t_base),
+                       ("encoder-recipes (naive packing, data_workers 1)", ours, t_ours)):
+        compare = (f"{ratio:.2f}× faster (target ≥ 3×)" if r is ours and ratio else
+                   "1.00×" if r is base else "")
+        out.append(Figure(BENCH, f"{name}: seconds to that loss", t, "s", compare, r["load"],
+                          {k: v for k, v in r.items() if k != "load"}))
+    out.append(Figure(BENCH, "time-to-loss ratio, baseline / encoder-recipes", ratio, "×",
+                      f"steps {base['steps']} vs {ours['steps']}, real tokens {base['tokens']:,} vs {ours['tokens']:,}",
+                      ours["load"]))
+    return out
+
+
+# --- the children -------------------------------------------------------------------------------
+
+
+class _Curve:
+    """Held-out scores along a run, the clock stopped while scoring."""
+
+    def __init__(self, eval_file: Path, every: int, started: float) -> None:
+        self.eval_file, self.every, self.started = eval_file, max(1, every), started
+        self.paused = 0.0
+        self.points: list[tuple[float, float]] = []
+        self.scored: set[int] = set()
+
+    def maybe(self, model: Any, step: int, last: bool = False) -> None:
+        from bench.steps import evaluate
+
+        if (step % self.every and not last) or step in self.scored:
+            return
+        self.scored.add(step)
+        now = time.perf_counter()
+        was_training = model.training
+        loss = evaluate(model, self.eval_file)[EVAL_SET]
+        model.train(was_training)
+        self.points.append((round(self._now(now), 2), loss))
+        self.paused += time.perf_counter() - now
+
+    def _now(self, at: float) -> float:
+        return at - self.started - self.paused
+
+
+def _baseline(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``transformers.Trainer`` as in :func:`bench.training._baseline`, scored every few steps by a callback."""
+    import datasets
+    import transformers
+    from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, ModernBertConfig,
+                              ModernBertForMaskedLM, Trainer, TrainerCallback, TrainingArguments)
+
+    started = time.perf_counter()  # imports done: setup and training count from here, as for ours
+    tok = AutoTokenizer.from_pretrained(cfg["tokenizer"])
+    raw = datasets.load_dataset("json", data_files=cfg["train_file"], split="train", cache_dir=cfg["cache_dir"])
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        return tok(batch["text"], truncation=True, max_length=cfg["seq_len"], return_special_tokens_mask=True)
+
+    train = raw.map(tokenize, batched=True, remove_columns=raw.column_names)
+    mean_len = sum(len(ids) for ids in train["input_ids"]) / len(train)
+    steps = math.ceil(cfg["tokens"] / (cfg["batch_size"] * mean_len))  # the same real tokens as encoder-recipes
+    transformers.set_seed(cfg["seed"])
+    config = ModernBertConfig(vocab_size=len(tok), **cfg["model"], pad_token_id=tok.pad_token_id,
+                              bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                              cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id)
+    model = ModernBertForMaskedLM(config)
+    args = TrainingArguments(
+        output_dir=cfg["output"], per_device_train_batch_size=cfg["batch_size"], max_steps=steps,
+        learning_rate=cfg["lr"], lr_scheduler_type="linear", warmup_steps=max(1, steps // 10),
+        weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.98, adam_epsilon=1e-6, max_grad_norm=1.0,
+        eval_strategy="no", save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
+        use_cpu=True, dataloader_num_workers=0, seed=cfg["seed"], data_seed=cfg["seed"],
+    )
+    curve = _Curve(Path(cfg["eval_file"]), steps // cfg["evals"], started)
+
+    class Score(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201 (transformers' signature)
+            curve.maybe(model, state.global_step, last=state.global_step == steps)
+
+    trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=tok, callbacks=[Score()],
+                      data_collator=DataCollatorForLanguageModeling(tok, mlm_probability=cfg["mask_rate"]))
+    clock = _token_counter(model)
+    trainer.train()
+    return {"steps": steps, "tokens": clock.total, "curve": curve.points}
+
+
+def _ours(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The trainer of ``encoder-recipes run`` on :func:`bench.training.recipe`, scored every few steps."""
+    from encoder_recipes.registry import default_registries
+    from encoder_recipes.training.trainer import RunOptions, Trainer
+    from encoder_recipes.validation import ResolvedRecipe, validate_data
+
+    started = time.perf_counter()
+    shutil.rmtree(cfg["output"], ignore_errors=True)
+    registries = default_registries()
+    resolved = ResolvedRecipe(validate_data(recipe(cfg), "<bench>", registries), "<bench>")
+    curve = _Curve(Path(cfg["eval_file"]), cfg["steps"] // cfg["evals"], started)
+
+    class Scored(Trainer):
+        def _evaluate(self, stage, after_step):  # noqa: ANN001, ANN202 (called after every step)
+            curve.maybe(self.model, after_step, last=after_step == cfg["steps"])
+
+    trainer = Scored(resolved, registries, RunOptions(output=Path(cfg["output"]), progress=False))
+    trainer.setup()
+    clock = _token_counter(trainer.model)
+    trainer.train()
+    trainer.metrics.close()
+    return {"steps": cfg["steps"], "tokens": clock.total, "curve": curve.points}
+
+
+class _token_counter:  # noqa: N801 (used like a function)
+    """Non-padding tokens of the training forwards (scoring forwards run under no_grad and are skipped)."""
+
+    def __init__(self, model: Any) -> None:
+        import torch
+
+        self.total = 0
+
+        def count(module: Any, args: tuple, kwargs: dict[str, Any]) -> None:
+            if torch.is_grad_enabled():
+                self.total += int(kwargs["attention_mask"].sum())
+
+        model.register_forward_pre_hook(count, with_kwargs=True)
+
+
+if __name__ == "__main__":
+    child_main({"baseline": _baseline, "ours": _ours})
