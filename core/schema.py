@@ -191,8 +191,8 @@ class Stage(Strict):
     epochs: float | None = Field(None, gt=0, description="passes over the stage's data, where the source says so")
     allow_context_shrink: bool = Field(False, description="permit a shorter max length than the stage before")
     reset_optimizer: bool = Field(
-        False, description="start the stage with fresh AdamW moments, as a new run from the previous stage's "
-        "weights would (false: the moments carry over)"
+        False, description="start the stage with a fresh optimizer (new moments and step counts), as a new run "
+        "from the previous stage's weights would (false: the optimizer's state carries over)"
     )
 
     @model_validator(mode="after")

@@ -173,7 +173,7 @@ SEED_VALUES = [
     case(FI, "tokenizer.byte_fallback", False, "train_tokenizer_hf.py:96 byte_fallback=False"),
     case(FI, "tokenizer.normalizer", "nfc", "train_tokenizer_hf.py:97 NFC"),
     case(FI, "optimizer.name", "adamw", "003 Method Summary AdamW"),
-    case(FI, "optimizer.betas", (0.9, 0.98), "train_modernbert.py:235"),
+    case(FI, "optimizer.betas", [0.9, 0.98], "train_modernbert.py:235"),
     case(FI, "optimizer.eps", 1e-6, "train_modernbert.py:236"),
     case(FI, "optimizer.weight_decay", 1e-6, "example_config.yaml:64"),
     case(FI, "stages.stable.lr_schedule.name", "wsd", "003 Method Summary trapezoidal WSD"),

@@ -268,8 +268,9 @@ class Trainer:
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
             if spec.reset_optimizer and self.step == stage.start:
                 # Only at the stage's first step: a resume inside the stage keeps the stage's own moments.
-                # An empty state makes AdamW initialise each parameter's moments (and step) afresh.
-                self.optimizer.state.clear()
+                # A new optimizer from the recipe's component starts every count afresh, whatever the
+                # optimizer keeps where (optimi's StableAdamW counts steps in its param groups, not its state).
+                self.optimizer = self._optimizer()
             batches = self._batches(stage, masking, data, steps)
             try:
                 data = self._train_stage(stage, steps, batches)

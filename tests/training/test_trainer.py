@@ -122,6 +122,17 @@ def test_reset_optimizer_starts_the_stage_with_fresh_moments(train_recipe, regis
     assert steps == {float(expected_step)}
 
 
+def test_reset_optimizer_restarts_stable_adamws_step_count_too(train_recipe, registries, tmp_path):
+    """optimi keeps its step count in the param groups, where clearing the optimizer's state would miss it."""
+    from encoder_recipes.training import checkpoint as ckpt
+
+    path = train_recipe(steps1=4, steps2=2, checkpoint_every=100)
+    text = path.read_text(encoding="utf-8").replace("  - name: long\n", "  - name: long\n    reset_optimizer: true\n")
+    path.write_text(text.replace("stages:\n", "optimizer: {name: stable_adamw}\nstages:\n", 1), encoding="utf-8")
+    run(path, registries, tmp_path / "run")
+    _, optimizer_state, _ = ckpt.load_checkpoint(ckpt.latest_complete(tmp_path / "run" / "checkpoints"))
+    assert {int(g["step"]) for g in optimizer_state["param_groups"]} == {2}  # the 2 steps of stage "long"
+
 
 def test_document_isolation_reaches_the_model(train_recipe, registries, tmp_path):
     """With document_isolation on, packed documents stop attending to each other: the first loss changes."""
