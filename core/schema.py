@@ -211,7 +211,7 @@ class ScaleRule(Strict):
     seq_len_divisor: int = Field(8, gt=0, description="every sequence length is divided by this")
     min_seq_len: int = Field(64, gt=0)
     total_tokens: int = Field(
-        4_000_000, gt=0,
+        2_500_000, gt=0,
         description="token positions (batch × sequence length, padding included) over all stages: each stage gets "
         "the share of them its full-scale tokens have, so its steps = share / (batch × its scaled length); a "
         "1,024-token step costs 8 of a 128-token one, so steps are not shared by full-scale step counts",

@@ -164,6 +164,7 @@ stages:
     lr: 1.0e-3
     lr_schedule: {{name: halving}}
     masking: {{name: every_other, offset: 1}}
+scales: {{smoke: {{sample_data: false}}}}  # no plugin registers a sample corpus for "xx": keep the recipe's own text
 """
 
 

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from encoder_recipes.recipe_files import RecipeError
+from encoder_recipes.schema import ScaleRule
 from encoder_recipes.validation import load_recipe
 
 BASE = """\
@@ -176,8 +177,11 @@ def test_smoke_scale_keeps_shape_and_shrinks_size(tmp_path, registries):
     recipe = resolved.recipe
     assert [s.name for s in recipe.stages] == ["short", "long"]
     assert [s.context.params["seq_len"] for s in recipe.stages] == [64, 64]  # 128/8, 256/8 -> min 64
-    assert sum(s.steps for s in recipe.stages) == 400 and recipe.stages[0].steps == 267
-    assert recipe.stages[0].lr_schedule.params["warmup_steps"] == 27  # 10 × 267/100
+    # the rule's tokens are shared as the full scale's are (100×8×128 : 50×4×256 = 2 : 1), at 16 × 64 a step
+    budget = ScaleRule().total_tokens
+    short, long = round(budget * 2 / 3 / (16 * 64)), round(budget / 3 / (16 * 64))
+    assert [s.steps for s in recipe.stages] == [short, long]
+    assert recipe.stages[0].lr_schedule.params["warmup_steps"] == round(10 * short / 100)  # warmup shrinks with its stage
     assert [s.lr for s in recipe.stages] == pytest.approx([1e-3 * 64 / 128, 1e-4 * 64 / 128])  # width ratio
     assert recipe.data.sources[0].sample == "fi"
     assert recipe.tokenizer.params["vocab_size"] == 4096
