@@ -88,8 +88,7 @@ def prepare_tokenizer(resolved: Any, registries: Any, location: Location) -> Any
     """The store's tokenizer: loaded from STORE/tokenizer, or trained as ``run`` trains it and saved there."""
     from transformers import AutoTokenizer
 
-    from encoder_recipes.data.sources import iter_documents
-    from encoder_recipes.training.trainer import TOKENIZER_DOCUMENTS
+    from encoder_recipes.data.sources import tokenizer_texts
 
     recipe = resolved.recipe
     local = _local_tokenizer_dir(location)
@@ -98,18 +97,8 @@ def prepare_tokenizer(resolved: Any, registries: Any, location: Location) -> Any
             _download_dir(location, "tokenizer", local)
         return AutoTokenizer.from_pretrained(local)
     component = resolved.component(registries, "tokenizer", recipe.tokenizer)
-    limit = recipe.tokenizer.params.get("max_train_documents") or TOKENIZER_DOCUMENTS
-    per_source = max(1, limit // len(recipe.data.sources))
-
-    def texts():  # the same documents Trainer._tokenizer_texts picks
-        for source in recipe.data.sources:
-            for i, text in enumerate(iter_documents(source, "train", validation_fraction=recipe.data.validation_fraction)):
-                if i >= per_source:
-                    break
-                yield text
-
     segmenter = registries.word_segmenter(recipe.metadata.language)
-    tok = component.build(texts=texts(), vocab_size=None, language=recipe.metadata.language, segmenter=segmenter)
+    tok = component.build(texts=tokenizer_texts(recipe.data), vocab_size=None, language=recipe.metadata.language, segmenter=segmenter)
     tmp = Path(str(local) + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tok.save_pretrained(tmp)

@@ -453,3 +453,20 @@ class _DatasetReader:
                 )
             yield example[field]
 
+
+
+def tokenizer_texts(data) -> Iterator[str]:
+    """The documents a tokenizer trains on: one from each source's training split in turn.
+
+    The tokenizer reads as many as it wants (its ``max_train_documents``);
+    ``run`` and ``prepare`` both train from this, so a store's tokenizer is
+    the one a run would have trained.
+    """
+    streams = [iter(iter_documents(source, "train", validation_fraction=data.validation_fraction))
+               for source in data.sources]
+    while streams:
+        for stream in list(streams):
+            try:
+                yield next(stream)
+            except StopIteration:
+                streams.remove(stream)

@@ -26,7 +26,7 @@ import yaml
 
 from encoder_recipes import __version__
 from encoder_recipes.data.mixture import stream_positions
-from encoder_recipes.data.sources import DocumentStream, iter_documents, require_documents
+from encoder_recipes.data.sources import DocumentStream, require_documents, tokenizer_texts
 from encoder_recipes.modeling.build import build_model, describe_attention_backend, set_rope_thetas, special_ids_from_tokenizer
 from encoder_recipes.modeling.export import export_model
 from encoder_recipes.modeling.isolation import isolated_inputs
@@ -204,7 +204,7 @@ class Trainer:
         if not exists:
             if self.dist.main:
                 component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
-                tok = component.build(texts=self._tokenizer_texts(), vocab_size=None,
+                tok = component.build(texts=tokenizer_texts(self.recipe.data), vocab_size=None,
                                       language=self.recipe.metadata.language, segmenter=self.segmenter)
                 # all or nothing: a kill while saving leaves only the temp folder, replaced next time
                 tmp = self.out / ".tmp-tokenizer"
@@ -214,17 +214,6 @@ class Trainer:
                 os.replace(tmp, saved)
             self.dist.barrier()
         return AutoTokenizer.from_pretrained(saved)
-
-    def _tokenizer_texts(self):
-        """Training documents, one from each source in turn; the tokenizer reads as many as it wants."""
-        streams = [iter(iter_documents(source, "train", validation_fraction=self.recipe.data.validation_fraction))
-                   for source in self.recipe.data.sources]
-        while streams:
-            for stream in list(streams):
-                try:
-                    yield next(stream)
-                except StopIteration:
-                    streams.remove(stream)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         optimizer = self.resolved.component(self.registries, "optimizer", self.recipe.optimizer)
