@@ -211,9 +211,10 @@ def test_store_batches_equal_the_on_the_fly_pipeline(prepared):
                          "naive", tok.cls_token_id, tok.sep_token_id)
     planner = SequencePlanner(store, {"a": 1.0}, seed=0, packing="naive")
     planned = planner.take(40, 64)
-    for pieces, (ids, words) in zip(planned, fly.take(40, 64)):
+    for pieces, (ids, words, lengths) in zip(planned, fly.take(40, 64)):
         got_ids, got_words = materialise(store, planner.names, pieces, tok.cls_token_id, tok.sep_token_id, True)
         assert got_ids.tolist() == ids
+        assert doc_lengths(pieces) == lengths
         assert got_words.tolist() == _compact(torch.tensor(words)).tolist()
 
 
