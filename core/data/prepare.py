@@ -59,7 +59,7 @@ def needs_words(resolved: Any, registries: Any) -> str | None:
     for stage in resolved.recipe.stages:
         masking = resolved.component(registries, "masking", stage.masking)
         if masking.needs_words:
-            return getattr(masking.params, "segmenter", None) or ""
+            return masking.segmenter_name() or ""
     return None
 
 
