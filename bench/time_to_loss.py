@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Figure, child_main, run_child, sample_path, tokenizer_dir
-from bench.training import LR, MASK_RATE, MODEL, SEED, eval_batches, recipe
+from bench.training import LR, MASK_RATE, MODEL, SEED, baseline_setup, eval_batches, recipe
 
 MODULE = "bench.time_to_loss"
 BENCH = "6 time to loss"
@@ -129,33 +129,11 @@ class _Curve:
 
 def _baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     """``transformers.Trainer`` as in :func:`bench.training._baseline`, scored every few steps by a callback."""
-    import datasets
-    import transformers
-    from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, ModernBertConfig,
-                              ModernBertForMaskedLM, Trainer, TrainerCallback, TrainingArguments)
+    import datasets  # noqa: F401  (imported before the clock starts, as for ours)
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback
 
     started = time.perf_counter()  # imports done: setup and training count from here, as for ours
-    tok = AutoTokenizer.from_pretrained(cfg["tokenizer"])
-    raw = datasets.load_dataset("json", data_files=cfg["train_file"], split="train", cache_dir=cfg["cache_dir"])
-
-    def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        return tok(batch["text"], truncation=True, max_length=cfg["seq_len"], return_special_tokens_mask=True)
-
-    train = raw.map(tokenize, batched=True, remove_columns=raw.column_names)
-    mean_len = sum(len(ids) for ids in train["input_ids"]) / len(train)
-    steps = math.ceil(cfg["tokens"] / (cfg["batch_size"] * mean_len))  # the same real tokens as encoder-recipes
-    transformers.set_seed(cfg["seed"])
-    config = ModernBertConfig(vocab_size=len(tok), **cfg["model"], pad_token_id=tok.pad_token_id,
-                              bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
-                              cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id)
-    model = ModernBertForMaskedLM(config)
-    args = TrainingArguments(
-        output_dir=cfg["output"], per_device_train_batch_size=cfg["batch_size"], max_steps=steps,
-        learning_rate=cfg["lr"], lr_scheduler_type="linear", warmup_steps=max(1, steps // 10),
-        weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.98, adam_epsilon=1e-6, max_grad_norm=1.0,
-        eval_strategy="no", save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
-        use_cpu=True, dataloader_num_workers=0, seed=cfg["seed"], data_seed=cfg["seed"],
-    )
+    tok, train, steps, model, args = baseline_setup(cfg)
     curve = _Curve(Path(cfg["eval_file"]), steps // cfg["evals"], started)
 
     class Score(TrainerCallback):

@@ -210,14 +210,40 @@ def figures(results: dict[str, dict[str, Any]], sizes: Sizes) -> list[Figure]:
 def _baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     """``transformers.Trainer`` as a user would set it up for MLM pre-training (run_mlm.py, line by line)."""
     started = time.perf_counter()
-    import datasets
-    import transformers
-    from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, ModernBertConfig,
-                              ModernBertForMaskedLM, Trainer, TrainingArguments)
+    import datasets  # noqa: F401  (import time is reported on its own)
+    from transformers import DataCollatorForLanguageModeling, Trainer
 
     from bench.steps import StepClock, evaluate
 
     imported = time.perf_counter()
+    tok, train, steps, model, args = baseline_setup(cfg)
+    config = model.config
+    collator = DataCollatorForLanguageModeling(tok, mlm_probability=cfg["mask_rate"])
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok)
+    clock = StepClock(model)
+    training = time.perf_counter()
+    trainer.train()
+    ended = time.perf_counter()
+    clock.remove()
+    summary = clock.summary(skip=max(2, steps // 10))
+    return {**summary, "vocab": len(tok), "batch_size": cfg["batch_size"],
+            "sparse_prediction": config.sparse_prediction,
+            "attn_implementation": model.config._attn_implementation,
+            "import_s": imported - started, "setup_s": training - imported, "train_s": ended - training,
+            "end_to_end_tokens_per_s": summary["tokens"] / (ended - imported),
+            "eval_loss": evaluate(model, Path(cfg["eval_file"]))}
+
+
+def baseline_setup(cfg: dict[str, Any]):
+    """What a user of ``transformers.Trainer`` sets up for MLM pre-training (run_mlm.py, line by line).
+
+    Returns ``(tokenizer, tokenized train set, steps, model, TrainingArguments)``; the steps give
+    the same real tokens as encoder-recipes trains on. Shared by the speed and time-to-loss benches.
+    """
+    import datasets
+    import transformers
+    from transformers import AutoTokenizer, ModernBertConfig, ModernBertForMaskedLM, TrainingArguments
+
     tok = AutoTokenizer.from_pretrained(cfg["tokenizer"])
     raw = datasets.load_dataset("json", data_files=cfg["train_file"], split="train", cache_dir=cfg["cache_dir"])
 
@@ -240,20 +266,7 @@ def _baseline(cfg: dict[str, Any]) -> dict[str, Any]:
         eval_strategy="no", save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
         use_cpu=True, dataloader_num_workers=0, seed=cfg["seed"], data_seed=cfg["seed"],
     )
-    collator = DataCollatorForLanguageModeling(tok, mlm_probability=cfg["mask_rate"])
-    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tok)
-    clock = StepClock(model)
-    training = time.perf_counter()
-    trainer.train()
-    ended = time.perf_counter()
-    clock.remove()
-    summary = clock.summary(skip=max(2, steps // 10))
-    return {**summary, "vocab": len(tok), "batch_size": cfg["batch_size"],
-            "sparse_prediction": config.sparse_prediction,
-            "attn_implementation": model.config._attn_implementation,
-            "import_s": imported - started, "setup_s": training - imported, "train_s": ended - training,
-            "end_to_end_tokens_per_s": summary["tokens"] / (ended - imported),
-            "eval_loss": evaluate(model, Path(cfg["eval_file"]))}
+    return tok, train, steps, model, args
 
 
 def recipe(cfg: dict[str, Any]) -> dict[str, Any]:
