@@ -247,6 +247,18 @@ class EvalDefaults(Strict):
     mask_rate: float = Field(0.15, gt=0, lt=1, description="token-level MLM rate (BERT's 15%)")
 
 
+class Distributed(Strict):
+    """How the model is spread over the processes of a multi-process run (torchrun)."""
+
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="ddp: every process holds the whole model, optimizer state and gradients; fsdp: "
+        "FSDP2 (fully_shard per transformer layer, then the root) shards them over the processes, for a model "
+        "whose training state outgrows one GPU. Both train the same weights; checkpoints (torch.distributed."
+        "checkpoint) resume under either, on any number of processes",
+        json_schema_extra=NOT_IDENTITY,
+    )
+
+
 class Recipe(Strict):
     metadata: Metadata
     extends: str | None = Field(None, description="a registered recipe name or a path, deep-merged under this one",
@@ -268,6 +280,7 @@ class Recipe(Strict):
     activation_checkpointing: bool = Field(
         False, description="recompute each layer in the backward pass: less activation memory, about a third more compute"
     )
+    distributed: Distributed = Field(default_factory=Distributed, description="sharding strategy of a multi-process run")
     distributed_timeout_s: float = Field(
         7200, gt=0, description="seconds a process waits in a collective for the others (rank 0 training the "
         "tokenizer or evaluating) before the job fails; longer than the longest evaluation"

@@ -1,25 +1,38 @@
-"""Checkpoints that are either complete or ignored.
+"""Checkpoints that are either complete or ignored, in torch.distributed.checkpoint's format.
 
 A checkpoint is a directory ``checkpoints/step_00000120/`` holding:
 
-* ``model.safetensors`` — the weights (safetensors: loading runs no code);
-* ``optimizer.pt`` — the AdamW state, loaded with ``torch.load(weights_only=True)``
-  so a pickle that would run code is refused;
-* ``state.json`` — step, stage, data position, RNG states, the recipe's hash;
+* ``dcp/`` — the weights and the optimizer's state, written by
+  ``torch.distributed.checkpoint`` (DCP): ``.metadata`` (where every tensor,
+  or every shard of one, lies) and one ``__R_0.distcp`` file per writing
+  process R. Tensors are keyed by their parameter names, not by the layout
+  of the processes that wrote them, so a checkpoint saved by N processes
+  (DDP or FSDP) loads on M, under either strategy;
+* ``state.json`` — step, stage, data position, RNG states, the recipe's hash,
+  and whatever other JSON state the trainer's parts add (the trainer owns its keys);
 * ``MANIFEST.json`` — written last: the SHA-256 and size of every file.
 
-It is written into ``.tmp-step_…`` and renamed into place, so a crash mid-write
-leaves only a temp directory (cleaned up on the next save). A write that fails
-(a full disk) removes its temp directory and raises :class:`CheckpointError`.
-On resume each candidate is verified against its manifest, newest first; a
-truncated or corrupted one is reported by path and the one before it is used.
+Every process writes its part into ``.tmp-step_…``; the main process then
+writes the manifest and renames the folder into place, so a crash mid-write
+leaves only a temp directory (cleaned up on the next save). A write that
+fails (a full disk) removes its temp directory and raises
+:class:`CheckpointError` on every process. On resume each candidate is
+verified against its manifest, newest first; a truncated or corrupted one is
+reported by path and the one before it is used.
+
+Loading runs no code from the checkpoint: DCP reads its ``.metadata`` with
+plain ``pickle``, so it is read here through an unpickler that admits only
+DCP's own metadata classes; the other non-tensor entries are read by DCP
+with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -27,11 +40,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint import FileSystemReader
+from torch.distributed.checkpoint.api import CheckpointException
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+from torch.distributed.checkpoint._traverse import set_element
+from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner, _EmptyStateDictLoadPlanner
+
+from encoder_recipes.training.distributed import Dist
 
 MANIFEST = "MANIFEST.json"
 PREFIX = "step_"
+DCP = "dcp"  # the folder of a checkpoint that torch.distributed.checkpoint writes
 
 
 class CheckpointWarning(UserWarning):
@@ -83,29 +104,57 @@ def _free_space(path: Path) -> str:
     return ""
 
 
-def save_checkpoint(root: Path, step: int, *, model_state: dict[str, torch.Tensor],
-                    optimizer_state: dict[str, Any], state: dict[str, Any], keep: int) -> Path:
+def state_dicts(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, dict[str, Any]]:
+    """The model's and optimizer's state keyed by parameter name, as DCP saves and loads them.
+
+    Collective under FSDP (every process calls it); each process's tensors are its own shards.
+    """
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    return {"model_state": model_state, "optimizer_state": optimizer_state}
+
+
+class _ElsewhereFailed(RuntimeError):
+    """Another process failed its part of a collective checkpoint step (its own error says why)."""
+
+
+def _main_then_agree(dist: Dist, work) -> None:
+    """Run ``work`` on the main process; raise on every process if it failed there."""
+    error: BaseException | None = None
+    if dist.main:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001  (re-raised below, after the others know)
+            error = exc
+    if dist.any(error is not None):
+        raise error if error is not None else _ElsewhereFailed("the main process could not write the checkpoint")
+
+
+def save_checkpoint(root: Path, step: int, *, model_state: dict[str, Any], optimizer_state: dict[str, Any],
+                    state: dict[str, Any], keep: int, dist: Dist | None = None) -> Path:
     """Write a complete checkpoint atomically and keep only the newest ``keep``.
+
+    Every process of a run calls it (DCP writes each one's part); alone, ``dist`` may be omitted.
 
     :raises CheckpointError: the write failed (disk full, no permission); no
         part of it is left behind, and the older checkpoints are untouched.
     """
+    dist = dist or Dist()
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".tmp-{PREFIX}{step:08d}"
-    try:
+
+    def prepare() -> None:
         root.mkdir(parents=True, exist_ok=True)
         for stale in root.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir()
-        # safetensors refuses tensors that share memory (tied embeddings): store contiguous copies
-        save_file({k: v.detach().contiguous().clone() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
-        torch.save(optimizer_state, tmp / "optimizer.pt")
+
+    def finish() -> None:
         (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
         files = {}
-        for item in sorted(tmp.iterdir()):
+        for item in sorted(p for p in tmp.rglob("*") if p.is_file()):
             with item.open("rb") as fh:
                 os.fsync(fh.fileno())
-            files[item.name] = {"sha256": _sha256(item), "bytes": item.stat().st_size}
+            files[item.relative_to(tmp).as_posix()] = {"sha256": _sha256(item), "bytes": item.stat().st_size}
         manifest = tmp / MANIFEST
         manifest.write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
         with manifest.open("rb") as fh:
@@ -113,19 +162,48 @@ def save_checkpoint(root: Path, step: int, *, model_state: dict[str, torch.Tenso
         if final.exists():  # a re-run of the same step after a resume
             shutil.rmtree(final)
         os.rename(tmp, final)
+        _fsync_dir(root)
+        for old in list_checkpoints(root)[:-keep]:
+            shutil.rmtree(old.path, ignore_errors=True)
+
+    try:
+        _main_then_agree(dist, prepare)
+        # collective: each process writes its shards (a replicated tensor once, by one process) and
+        # the main process writes .metadata; a failure on any process raises on all of them
+        with _alone_is_fine():
+            dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=tmp / DCP,
+                     no_dist=not dist.enabled)
+        _main_then_agree(dist, finish)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)  # no partial checkpoint stays behind, and its space is freed
-        if not isinstance(exc, (OSError, RuntimeError, SafetensorError)):  # a full disk, as each writer reports it
-            raise
-        newest = latest_complete(root)
+        if dist.main:
+            shutil.rmtree(tmp, ignore_errors=True)  # no partial checkpoint stays behind, and its space is freed
+        cause = _first_failure(exc)
+        if not isinstance(cause, (OSError, RuntimeError)):  # a full disk, as each writer reports it
+            raise cause from (exc if cause is not exc else None)
+        newest = latest_complete(root) if dist.main else None
+        where = f"; the newest complete checkpoint is {newest.path if newest else 'none'}" if dist.main else ""
         raise CheckpointError(
-            f"cannot write checkpoint {final}: {getattr(exc, 'strerror', None) or exc}{_free_space(root)}; "
-            f"the newest complete checkpoint is {newest.path if newest else 'none'}"
+            f"cannot write checkpoint {final}: {getattr(cause, 'strerror', None) or cause}{_free_space(root)}{where}"
         ) from exc
-    _fsync_dir(root)
-    for old in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(old.path, ignore_errors=True)
     return final
+
+
+@contextlib.contextmanager
+def _alone_is_fine():
+    """DCP warns when no process group exists; a single-process run is a supported case, not a slip."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"torch.distributed is (disabled, )?unavailable or uninitialized")
+        yield
+
+
+def _first_failure(exc: BaseException) -> BaseException:
+    """The error a process raised inside DCP (which wraps every process's failures in one exception)."""
+    if isinstance(exc, CheckpointException):
+        for failure in exc.failures.values():  # (exception, its traceback) per failed process
+            inner = failure[0] if isinstance(failure, tuple) else failure
+            if isinstance(inner, BaseException):
+                return inner
+    return exc
 
 
 def list_checkpoints(root: Path) -> list[Checkpoint]:
@@ -184,14 +262,84 @@ def resolve_resume(output: Path, resume: str | None) -> Checkpoint | None:
         (path / "state.json").read_text())["step"])
 
 
-def load_checkpoint(ckpt: Checkpoint, map_location: str | torch.device = "cpu") -> tuple[dict, dict, dict]:
-    """(model state, optimizer state, trainer state). Refuses pickled code in optimizer.pt."""
+class _MetadataUnpickler(pickle.Unpickler):
+    """Admits only the classes DCP's ``.metadata`` is made of: a planted pickle cannot run code."""
+
+    ALLOWED = {
+        ("torch.distributed.checkpoint.metadata", name) for name in (
+            "Metadata", "MetadataIndex", "StorageMeta", "TensorProperties", "TensorStorageMetadata",
+            "ChunkStorageMetadata", "BytesStorageMetadata", "_MEM_FORMAT_ENCODING")
+    } | {("torch.distributed.checkpoint.filesystem", "_StorageInfo"), ("torch", "Size"),
+         ("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"),
+         ("pathlib", "PurePosixPath"), ("pathlib", "PureWindowsPath")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a checkpoint's metadata")
+
+
+class _SafeReader(FileSystemReader):
+    def read_metadata(self, *args: Any, **kwargs: Any):
+        path = Path(self.path) / ".metadata"
+        with path.open("rb") as fh:
+            metadata = _MetadataUnpickler(fh).load()
+        if getattr(metadata, "storage_meta", None) is None:
+            from torch.distributed.checkpoint.metadata import StorageMeta
+
+            metadata.storage_meta = StorageMeta()
+        metadata.storage_meta.load_id = self.load_id
+        return metadata
+
+
+class _SafeLoadPlanner(DefaultLoadPlanner):
+    """DCP's planner, except that non-tensor entries (the optimizer's param groups) are unpickled with
+    ``weights_only``: DCP's own ``load_bytes`` unpickles them with ``weights_only=False``."""
+
+    def load_bytes(self, read_item, value) -> None:
+        obj = torch.load(value, weights_only=True)
+        if self.flatten_state_dict:
+            set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], obj)
+        else:
+            self.state_dict[read_item.dest_index.fqn] = obj
+
+
+class _SafeWholePlanner(_SafeLoadPlanner, _EmptyStateDictLoadPlanner):
+    """Rebuilds the whole state dict from the metadata (no model needed), safely."""
+
+
+def _refused(ckpt: Checkpoint, exc: BaseException) -> CheckpointError:
+    cause = _first_failure(exc)
+    return CheckpointError(f"{ckpt.path / DCP} cannot be loaded safely: {type(cause).__name__}: {cause}")
+
+
+def load_into(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer, dist: Dist) -> None:
+    """Load the checkpoint's weights and optimizer state into ``model`` and ``optimizer`` in place.
+
+    Collective (every process calls it). The model may be laid out otherwise than the run that
+    saved it (another process count, DDP or FSDP): DCP reads each process's own part by name.
+    """
+    model_state, optimizer_state = get_state_dict(model, optimizer)  # this process's tensors, to fill in place
+    states = {"model": model_state, "optimizer": optimizer_state}
     try:
-        model_state = load_file(str(ckpt.path / "model.safetensors"), device=str(map_location))
-    except (SafetensorError, OSError) as exc:  # safetensors checks its header and sizes: no code runs
-        raise CheckpointError(f"{ckpt.path / 'model.safetensors'} cannot be loaded: {exc}") from exc
+        with _alone_is_fine():
+            dcp.load(states, storage_reader=_SafeReader(ckpt.path / DCP), planner=_SafeLoadPlanner(),
+                     no_dist=not dist.enabled)
+    except (CheckpointException, pickle.UnpicklingError, OSError, RuntimeError, ValueError, KeyError) as exc:
+        raise _refused(ckpt, exc) from exc
+    set_state_dict(model, optimizer, model_state_dict=states["model"], optim_state_dict=states["optimizer"])
+
+
+def load_checkpoint(ckpt: Checkpoint) -> tuple[dict, dict, dict]:
+    """(model state, optimizer state, trainer state), whole, in this one process: for reading a
+    checkpoint outside a run. The optimizer state is keyed by parameter name. Runs no code from it."""
     try:
-        optimizer_state = torch.load(ckpt.path / "optimizer.pt", map_location=map_location, weights_only=True)
-    except Exception as exc:  # weights_only raises UnpicklingError on anything but tensors and containers
-        raise CheckpointError(f"{ckpt.path / 'optimizer.pt'} cannot be loaded safely: {exc}") from exc
-    return model_state, optimizer_state, ckpt.state
+        loaded: dict[str, Any] = {}
+        # dcp.load fills only keys given; DCP's own converters (format_utils) rebuild a whole dict this way
+        _load_state_dict(loaded, storage_reader=_SafeReader(ckpt.path / DCP), planner=_SafeWholePlanner(),
+                         no_dist=True)
+    except (CheckpointException, pickle.UnpicklingError, OSError, RuntimeError, ValueError, KeyError) as exc:
+        raise _refused(ckpt, exc) from exc
+    return loaded["model"], loaded["optimizer"], ckpt.state

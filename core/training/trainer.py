@@ -34,6 +34,7 @@ from encoder_recipes.plan import Plan, StagePlan, build_plan
 from encoder_recipes.registry import Registries
 from encoder_recipes.schema import identity
 from encoder_recipes.training import checkpoint as ckpt
+from encoder_recipes.training import parallel
 from encoder_recipes.training.batches import Batch
 from encoder_recipes.training.memory import micro_batch_for
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
@@ -143,22 +144,21 @@ class Trainer:
         if recipe.activation_checkpointing:
             # recompute each layer in the backward pass: activations shrink to one layer's input per layer
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.bf16 = recipe.precision == "bf16" or (
+            recipe.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
         self.model = model.to(self.device)
+        # DDP or FSDP (distributed.strategy); the optimizer is built on the (possibly sharded) parameters
+        self.forward_model = parallel.wrap(self.model, strategy=recipe.distributed.strategy, dist=self.dist,
+                                           bf16=self.bf16)
         self.optimizer = self._optimizer()
         if resume_from is not None:
             self._load(resume_from)
-        self.ddp_model = self.model
-        if self.dist.enabled:
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if recipe.compile:
             # the width of a micro-batch changes from step to step (padding trims to the longest row):
             # mark it dynamic from the start rather than recompile for each new width
-            self.ddp_model = torch.compile(self.ddp_model, dynamic=True)
+            self.forward_model = torch.compile(self.forward_model, dynamic=True)
         self.metrics = MetricsLog(self.out, enabled=self.dist.main)
         self.metrics.truncate_after(self.step)
-        self.bf16 = recipe.precision == "bf16" or (
-            recipe.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
         self.micro_batches = {stage.index: self._micro_batch(stage) for stage in self.plan.stages}
 
     def _shard(self) -> tuple[int, int] | None:
@@ -220,13 +220,11 @@ class Trainer:
         return optimizer.build(self.model, lr=self.recipe.stages[0].lr)
 
     def _load(self, found: ckpt.Checkpoint) -> None:
-        model_state, optimizer_state, state = ckpt.load_checkpoint(found, map_location=self.device)
+        state = found.state
         stage = self.plan.stage_at(state["step"])
         # a stage may have changed RoPE thetas: make the module match before loading its weights
         set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
-        self.model.load_state_dict(model_state, strict=False)
-        self.model.tie_weights()
-        self.optimizer.load_state_dict(optimizer_state)
+        ckpt.load_into(found, self.model, self.optimizer, self.dist)  # whatever process count saved it
         self.step = state["step"]
         self.resumed_data = state["data"]
         torch.set_rng_state(torch.tensor(state["rng"]["torch"], dtype=torch.uint8))
@@ -310,7 +308,7 @@ class Trainer:
         """One optimizer step over this rank's share of the global batch, in micro-batches of ``micro``.
 
         The loss of every micro-batch is weighted by its share of the global
-        batch's masked tokens (times the world size, since DDP averages), so
+        batch's masked tokens (times the world size, since DDP and FSDP average), so
         the gradient equals that of one pass over the whole global batch, on
         any number of processes and micro-batches.
         """
@@ -323,14 +321,14 @@ class Trainer:
         for lo in bounds:
             part = batch.slice(lo, min(lo + micro, stop))
             last = lo == bounds[-1]
-            sync = contextlib.nullcontext() if last or not self.dist.enabled else self.ddp_model.no_sync()
+            sync = parallel.gradients_accumulate(self.forward_model, accumulate=not last)
             autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
             with sync, autocast:
-                out = self.ddp_model(**self._model_inputs(part, spec))
+                out = self.forward_model(**self._model_inputs(part, spec))
                 if part.masked:
                     loss = out.loss * (part.masked / total_masked) * self.dist.world
                     loss_sum += out.loss.detach().double() * part.masked
-                else:  # nothing to predict here, but DDP still needs every rank's backward
+                else:  # nothing to predict here, but DDP and FSDP still need every rank's backward
                     loss = out.logits.sum() * 0.0
                 loss.backward()
         # the step's one CPU–GPU sync: a non-finite loss must skip the optimizer step
@@ -345,9 +343,7 @@ class Trainer:
                                     + (f" ({self.nan_skips} batches skipped)" if self.nan_skips > 1 else ""))
             print(f"warning: loss became {loss} {where}; batch skipped ({self.nan_skips} so far)", flush=True)
             return loss, torch.tensor(float("nan"))
-        clip = self.recipe.optimizer.grad_clip
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf"))  # read when logged
+        grad_norm = parallel.clip_grad_norm(self.model, self.recipe.optimizer.grad_clip)  # read when logged
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss, grad_norm.detach()
@@ -398,16 +394,14 @@ class Trainer:
         return self.registries.word_segmenter(self.recipe.metadata.language, name) if name else self.segmenter
 
     def _checkpoint(self, stage: StagePlan, data: dict[str, Any]) -> None:
-        if self.dist.main:
-            state = {
-                "step": self.step, "stage": stage.name, "recipe_hash": self.hash, "data": data,
-                "rng": {"torch": torch.get_rng_state().tolist()},
-                "versions": {"encoder_recipes": __version__, "torch": torch.__version__},
-            }
-            ckpt.save_checkpoint(self.out / "checkpoints", self.step, model_state=self.model.state_dict(),
-                                 optimizer_state=self.optimizer.state_dict(), state=state,
-                                 keep=self.recipe.keep_checkpoints)
-        self.dist.barrier()
+        """Every process writes its part (DCP); state.json is the main process's."""
+        state = {
+            "step": self.step, "stage": stage.name, "recipe_hash": self.hash, "data": data,
+            "rng": {"torch": torch.get_rng_state().tolist()},
+            "versions": {"encoder_recipes": __version__, "torch": torch.__version__},
+        }
+        ckpt.save_checkpoint(self.out / "checkpoints", self.step, **ckpt.state_dicts(self.model, self.optimizer),
+                             state=state, keep=self.recipe.keep_checkpoints, dist=self.dist)
 
     # --- evaluation --------------------------------------------------------------
 
@@ -436,6 +430,11 @@ class Trainer:
                or (ev.at_stage_end and after_step == stage.start + stage.steps)]
         if not due:
             return
+        with self._unsharded():
+            self._evaluate_on_main(due, stage, after_step)
+        self.dist.barrier()
+
+    def _evaluate_on_main(self, due: list, stage: StagePlan, after_step: int) -> None:
         if self.dist.main:
             attempt = EvalAttempt(self.out / "eval", after_step)
             skip = attempt.reason_to_skip()
@@ -457,7 +456,21 @@ class Trainer:
                     self.model.train()
                 attempt.done()
                 self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval", **results})
-        self.dist.barrier()
+
+    @contextlib.contextmanager
+    def _unsharded(self):
+        """The evaluators and the export read ``self.model`` on the main process alone. Under FSDP
+        that is a shard, which cannot run a forward by itself: for their duration it is a whole
+        copy, which every process helps gather (so every process enters this)."""
+        if not parallel.is_sharded(self.model):
+            yield
+            return
+        sharded, whole = self.model, parallel.full_model(self.model, self.dist)
+        self.model = whole if whole is not None else sharded  # None on the other processes
+        try:
+            yield
+        finally:
+            self.model = sharded
 
     # --- cleanup -----------------------------------------------------------------
 
@@ -465,17 +478,22 @@ class Trainer:
         """Export ``final/`` once every stage is done; close logs and the process group."""
         final = None
         try:
-            if self.dist.main and self.step >= self.plan.total_steps:
-                self.model.eval()
-                summary = summarize(self, self.out / "final", time.perf_counter() - self.started)
-                self.metrics.write(summary)
-                final = export_model(self.model, self.tokenizer, self.out / "final",
-                                     card=model_card(self.resolved, self.plan, self.out, summary=summary))
-                _draw_report(self.out)
+            if self.step >= self.plan.total_steps:
+                with self._unsharded():  # the export is the whole model, in stock transformers' format
+                    final = self._export() if self.dist.main else None
         finally:
             if self.metrics is not None:
                 self.metrics.close()
             close_distributed()
+        return final
+
+    def _export(self) -> Path:
+        self.model.eval()
+        summary = summarize(self, self.out / "final", time.perf_counter() - self.started)
+        self.metrics.write(summary)
+        final = export_model(self.model, self.tokenizer, self.out / "final",
+                             card=model_card(self.resolved, self.plan, self.out, summary=summary))
+        _draw_report(self.out)
         return final
 
 

@@ -55,15 +55,16 @@ def _flip_byte(path: Path) -> None:
 
 
 DAMAGE = {
-    "truncated weights": (lambda c: _truncate(c / "model.safetensors"), "model.safetensors has"),
-    "truncated optimizer": (lambda c: _truncate(c / "optimizer.pt"), "optimizer.pt has"),
-    "flipped byte in the weights": (lambda c: _flip_byte(c / "model.safetensors"), "model.safetensors does not match"),
-    "flipped byte in the optimizer": (lambda c: _flip_byte(c / "optimizer.pt"), "optimizer.pt does not match"),
+    "truncated shard": (lambda c: _truncate(c / "dcp/__0_0.distcp"), "dcp/__0_0.distcp has"),
+    "truncated DCP metadata": (lambda c: _truncate(c / "dcp/.metadata"), "dcp/.metadata has"),
+    "flipped byte in a shard": (lambda c: _flip_byte(c / "dcp/__0_0.distcp"), "dcp/__0_0.distcp does not match"),
+    "flipped byte in the DCP metadata": (lambda c: _flip_byte(c / "dcp/.metadata"), "dcp/.metadata does not match"),
+    "shard missing": (lambda c: (c / "dcp/__0_0.distcp").unlink(), "dcp/__0_0.distcp is missing"),
     "flipped byte in state.json": (lambda c: _flip_byte(c / "state.json"), "state.json does not match"),
     "no manifest": (lambda c: (c / "MANIFEST.json").unlink(), "no manifest"),
     "torn manifest": (lambda c: _truncate(c / "MANIFEST.json"), "unreadable manifest"),
     "state.json missing": (lambda c: (c / "state.json").unlink(), "state.json is missing"),
-    "empty folder": (lambda c: [p.unlink() for p in c.iterdir()], "no manifest"),
+    "empty folder": (lambda c: [shutil.rmtree(p) if p.is_dir() else p.unlink() for p in c.iterdir()], "no manifest"),
 }
 
 
@@ -103,10 +104,10 @@ def test_a_torn_newest_checkpoint_resumes_from_the_previous_to_the_same_weights(
     first = Life(kill_recipe, run, logs, "first", "--max-steps", "6")
     assert first.wait() == 0, first.stderr[-3000:]
     newest = run / "checkpoints" / "step_00000006"
-    _truncate(newest / "model.safetensors")
+    _truncate(newest / "dcp" / "__0_0.distcp")
     second = Life(kill_recipe, run, logs, "second", "--resume", "auto")
     assert second.wait() == 0, second.stderr[-3000:]
-    assert f"skipping checkpoint {newest}: model.safetensors has" in second.stderr
+    assert f"skipping checkpoint {newest}: dcp/__0_0.distcp has" in second.stderr
     assert second.resumed_from() == (run / "checkpoints" / "step_00000005", 5)
     result = result_of(run)
     assert weight_differences(result.weights, reference_run.weights) == []
@@ -156,7 +157,9 @@ def test_a_full_disk_fails_the_write_cleanly(tmpfs):
     root = tmpfs("small", "size=1m") / "checkpoints"
     ckpt.save_checkpoint(root, 1, model_state={"w": torch.zeros(1000)}, optimizer_state={}, state={"step": 1}, keep=2)
     too_big = {"w": torch.zeros(400_000)}  # 1.6 MB of weights
-    with pytest.raises(ckpt.CheckpointError, match=r"step_00000002: .*No space left on device.*"
+    # DCP streams every tensor through torch.save, whose message for a full disk is cryptic: the
+    # free space the error adds says what happened
+    with pytest.raises(ckpt.CheckpointError, match=r"step_00000002: .*(No space left on device|MB free on its disk).*"
                                                     r"the newest complete checkpoint is .*step_00000001"):
         ckpt.save_checkpoint(root, 2, model_state=too_big, optimizer_state={}, state={"step": 2}, keep=2)
     too_big_optimizer = {"exp_avg": torch.zeros(400_000)}  # torch.save's own message is cryptic: free space is added

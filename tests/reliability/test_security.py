@@ -9,10 +9,12 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import pickle
 import sys
 
 import pytest
 import torch
+from torch.distributed.checkpoint import FileSystemReader
 
 from encoder_recipes.data.sources import DataSourceError, iter_documents
 from encoder_recipes.recipe_files import RecipeError
@@ -91,7 +93,7 @@ def test_paths_are_not_expanded_by_a_shell_or_for_the_user(tmp_path, monkeypatch
     assert not marker.exists()
 
 
-# --- checkpoints: safetensors and weights_only ------------------------------------------------
+# --- checkpoints: DCP metadata through an allowlist, shards with weights_only ----------------------
 
 
 class OpensAFile:
@@ -113,10 +115,7 @@ def _plant(checkpoint, name: str, payload: bytes, *, fix_manifest: bool) -> None
         (checkpoint / ckpt.MANIFEST).write_text(json.dumps(manifest))
 
 
-def _malicious_pickle(tmp_path, marker) -> bytes:
-    path = tmp_path / "evil.pt"
-    torch.save({"state": {0: OpensAFile(str(marker))}, "param_groups": []}, path)
-    return path.read_bytes()
+METADATA = "dcp/.metadata"  # DCP's index of a checkpoint, a pickle that torch's own reader loads as it is
 
 
 @pytest.fixture
@@ -128,34 +127,43 @@ def two_checkpoints(tmp_path):
     return root
 
 
-def test_a_pickle_that_runs_code_is_refused_at_load_and_never_runs(two_checkpoints, tmp_path):
+def test_planted_metadata_that_runs_code_is_refused_at_load_and_never_runs(two_checkpoints, tmp_path):
     marker = tmp_path / "pwned"
     newest = two_checkpoints / "step_00000002"
-    _plant(newest, "optimizer.pt", _malicious_pickle(tmp_path, marker), fix_manifest=True)
+    _plant(newest, METADATA, pickle.dumps(OpensAFile(str(marker))), fix_manifest=True)
     found = ckpt.latest_complete(two_checkpoints)
     assert found.path == newest  # the checksums match: only the loader can refuse it
-    with pytest.raises(ckpt.CheckpointError, match=rf"{newest / 'optimizer.pt'} cannot be loaded safely"):
+    with pytest.raises(ckpt.CheckpointError, match=rf"{newest / 'dcp'} cannot be loaded safely: .*io.open is not part of a "
+                                                 "checkpoint's metadata"):
         ckpt.load_checkpoint(found)
     assert not marker.exists()
+    # the guard is what stands in the way: torch's own reader runs the planted code
+    FileSystemReader(newest / "dcp").read_metadata()
+    assert marker.exists()
 
 
-def test_a_planted_pickle_without_its_checksum_is_skipped_as_corrupted(two_checkpoints, tmp_path):
+def test_planted_metadata_without_its_checksum_is_skipped_as_corrupted(two_checkpoints, tmp_path):
     marker = tmp_path / "pwned"
     newest = two_checkpoints / "step_00000002"
-    _plant(newest, "optimizer.pt", _malicious_pickle(tmp_path, marker), fix_manifest=False)
-    with pytest.warns(ckpt.CheckpointWarning, match=rf"skipping checkpoint {newest}: optimizer.pt"):
+    _plant(newest, METADATA, pickle.dumps(OpensAFile(str(marker))), fix_manifest=False)
+    with pytest.warns(ckpt.CheckpointWarning, match=rf"skipping checkpoint {newest}: {METADATA}"):
         found = ckpt.latest_complete(two_checkpoints)
     assert found.step == 1
     ckpt.load_checkpoint(found)
     assert not marker.exists()
 
 
-def test_crafted_weights_are_refused_by_safetensors(two_checkpoints):
-    newest = two_checkpoints / "step_00000002"
-    header = json.dumps({"w": {"dtype": "F32", "shape": [1 << 40], "data_offsets": [0, 1 << 42]}}).encode()
-    _plant(newest, "model.safetensors", len(header).to_bytes(8, "little") + header + b"\0" * 16, fix_manifest=True)
-    with pytest.raises(ckpt.CheckpointError, match=rf"{newest / 'model.safetensors'} cannot be loaded"):
-        ckpt.load_checkpoint(ckpt.latest_complete(two_checkpoints))
+def test_a_pickle_inside_a_shard_is_refused(tmp_path):
+    """Non-tensor entries sit in the shards as torch.save pickles; DCP loads them with weights_only."""
+    marker = tmp_path / "pwned"
+    root = tmp_path / "checkpoints"
+    ckpt.save_checkpoint(root, 1, model_state={"w": torch.zeros(4)},
+                         optimizer_state={"state": {}, "param_groups": [], "planted": OpensAFile(str(marker))},
+                         state={"step": 1}, keep=2)
+    assert not marker.exists()  # pickling the object ran nothing; unpickling it would open the file
+    with pytest.raises(ckpt.CheckpointError, match="cannot be loaded safely"):
+        ckpt.load_checkpoint(ckpt.latest_complete(root))
+    assert not marker.exists()
 
 
 def test_resume_refuses_a_checkpoint_with_a_planted_pickle(tmp_path, english_corpus):
@@ -168,7 +176,7 @@ def test_resume_refuses_a_checkpoint_with_a_planted_pickle(tmp_path, english_cor
     train(resolved, registries, RunOptions(output=run, max_steps=2, progress=False))
     marker = tmp_path / "pwned"
     newest = run / "checkpoints" / "step_00000002"
-    _plant(newest, "optimizer.pt", _malicious_pickle(tmp_path, marker), fix_manifest=True)
+    _plant(newest, METADATA, pickle.dumps(OpensAFile(str(marker))), fix_manifest=True)
     with pytest.raises(ckpt.CheckpointError, match="cannot be loaded safely"):
         train(resolved, registries, RunOptions(output=run, resume="auto", progress=False))
     assert not marker.exists()
