@@ -27,6 +27,7 @@ SECTION_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("stages[]", schema.Stage),
     ("stages[].rope", schema.Rope),
     ("evaluators[]", schema.EvaluatorRef),
+    ("distributed", schema.Distributed),
     ("scales.<name>", schema.ScaleRule),
     ("encoder-recipes eval (not a recipe key)", schema.EvalDefaults),
 ]
