@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 
-
 from encoder_recipes.cli import main
 from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.metrics import read_metrics

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +83,27 @@ def train_recipe(tmp_path, english_corpus):
         return path
 
     return write
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_run(recipe: Path, out: Path, nproc: int | None, *args: str, overrides: tuple[str, ...] = ()) -> None:
+    """``encoder-recipes run`` under torchrun with ``nproc`` gloo processes on CPU, or alone (None: no
+    process group at all, as a user runs it on one machine); ``args`` are options of ``run``."""
+    command = [sys.executable, "-m", "encoder_recipes", "run", str(recipe), *overrides, "--output", str(out),
+               "--device", "cpu", *args]
+    if nproc is not None:
+        command[1:2] = ["-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--nnodes=1",
+                        f"--master-port={_free_port()}", "-m"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def launch():
+    return launch_run

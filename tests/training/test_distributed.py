@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,23 +9,8 @@ from safetensors.torch import load_file
 from encoder_recipes.training.metrics import read_metrics
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(recipe, out, nproc: int) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--nnodes=1",
-           f"--master-port={free_port()}", "-m", "encoder_recipes", "run", str(recipe), "--output", str(out),
-           "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
 @pytest.mark.slow
-def test_two_gloo_processes_match_one(train_recipe, tmp_path):
+def test_two_gloo_processes_match_one(train_recipe, launch, tmp_path):
     recipe = train_recipe(steps1=6, steps2=4, checkpoint_every=100)
     launch(recipe, tmp_path / "one", 1)
     launch(recipe, tmp_path / "two", 2)
