@@ -137,7 +137,7 @@ def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
     if gpu not in GPU_MEMORY:
         raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPU_MEMORY)}")
     memory = GPU_MEMORY[gpu]
-    vocab = recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+    vocab = plan.vocab_size  # the tokenizer component's own answer, asked by the plan
     lines = [f"on {gpus} × {gpu} ({memory / 1e9:.0f} GB), bf16, SDPA"
              + (", activation checkpointing" if recipe.activation_checkpointing else "") + ":"]
     for stage in plan.stages:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from encoder_recipes.plan import build_plan
+from encoder_recipes.schema import ComponentRef
 from encoder_recipes.training.memory import (
     GPU_MEMORY, USABLE, Shape, activation_bytes_per_token, micro_batch_for, micro_batch_lines, pick_micro_batch,
     shape_of, static_bytes,
@@ -55,3 +56,41 @@ def test_an_unknown_gpu_is_refused_naming_the_known_ones(registries):
     recipe = load_recipe("ja-llmjp", registries=registries).recipe
     with pytest.raises(ValueError, match="h100"):
         micro_batch_lines(recipe, build_plan(recipe, registries), gpus=16, gpu="tpu")
+
+
+SIZED_TOKENIZER = '''
+from encoder_recipes.components.base import Params
+from encoder_recipes.components.kinds import Tokenizer
+from encoder_recipes.hookspecs import hookimpl
+
+
+class Sized(Tokenizer):
+    """A tokenizer whose vocabulary param is not called vocab_size."""
+    name = "sized"
+
+    class Params(Params):
+        entries: int
+
+    def build(self, *, texts, vocab_size, language, segmenter):
+        raise NotImplementedError("only planned here")
+
+    def planned_vocab_size(self):
+        return self.params.entries
+
+
+@hookimpl
+def encoder_recipes_register_tokenizers():
+    return [Sized]
+'''
+
+
+def test_the_estimate_asks_the_tokenizer_for_its_vocabulary(write_plugin, registries_with):
+    """``plan --gpus`` sizes the head by the tokenizer's own answer, whatever its params are called."""
+    registries = registries_with(write_plugin("tplug_sized", SIZED_TOKENIZER))
+    recipe = load_recipe("ja-llmjp", registries=registries).recipe
+    sized = recipe.model_copy(update={"tokenizer": ComponentRef(name="sized", entries=recipe.model.vocab_size),
+                                      "model": recipe.model.model_copy(update={"vocab_size": None})})
+    plan = build_plan(sized, registries)
+    assert plan.vocab_size == recipe.model.vocab_size
+    assert (micro_batch_lines(sized, plan, gpus=16, gpu="h100")
+            == micro_batch_lines(recipe, build_plan(recipe, registries), gpus=16, gpu="h100"))
