@@ -35,7 +35,7 @@ from encoder_recipes.registry import Registries
 from encoder_recipes.schema import identity
 from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.batches import Batch
-from encoder_recipes.training.memory import micro_batch_for
+from encoder_recipes.training.memory import micro_batch_size
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
@@ -169,20 +169,13 @@ class Trainer:
 
     def _micro_batch(self, stage: StagePlan) -> int:
         """Sequences per forward pass in this stage, on this rank (``micro_batch_size``)."""
-        share = stage.batch_size // self.dist.world
-        chosen = self.recipe.stages[stage.index].micro_batch_size
-        if chosen is None:
-            return share
-        if chosen != "auto":
-            return min(chosen, share)
-        if self.device.type != "cuda":
-            return share  # host memory is rarely the limit, and a CPU run has no device figure to go by
-        memory = torch.cuda.get_device_properties(self.device).total_memory
-        choice = micro_batch_for(self.recipe, stage, self.plan, gpus=self.dist.world, memory=memory,
-                                 vocab_size=len(self.tokenizer), flash_attention=self.attn == "flash_attention_2")
-        if self.dist.main:
-            print(f"stage {stage.name}: micro-batch {choice.micro} of {share} sequences per rank "
-                  f"(estimated peak {choice.peak / 1e9:.1f} GB of {memory / 1e9:.1f} GB)", flush=True)
+        # host memory is rarely the limit, and a CPU run has no device figure to go by
+        memory = torch.cuda.get_device_properties(self.device).total_memory if self.device.type == "cuda" else None
+        choice = micro_batch_size(self.recipe, stage, gpus=self.dist.world, memory=memory,
+                                  vocab_size=len(self.tokenizer), flash_attention=self.attn == "flash_attention_2")
+        if self.dist.main and choice.peak:
+            print(f"stage {stage.name}: micro-batch {choice.micro} of {choice.share} sequences per rank "
+                  f"(estimated peak {choice.peak / 1e9:.1f} GB of {choice.memory / 1e9:.1f} GB)", flush=True)
         return choice.micro
 
     def _prepare_output(self) -> None:

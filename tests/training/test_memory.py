@@ -7,7 +7,8 @@ import pytest
 from encoder_recipes.plan import build_plan
 from encoder_recipes.schema import ComponentRef
 from encoder_recipes.training.memory import (
-    GPU_MEMORY, USABLE, Shape, activation_bytes_per_token, micro_batch_for, micro_batch_lines, pick_micro_batch,
+    GPU_MEMORY, USABLE, Shape, activation_bytes_per_token, micro_batch_for, micro_batch_lines, micro_batch_size,
+    pick_micro_batch,
     shape_of, static_bytes,
 )
 from encoder_recipes.validation import load_recipe
@@ -94,3 +95,23 @@ def test_the_estimate_asks_the_tokenizer_for_its_vocabulary(write_plugin, regist
     assert plan.vocab_size == recipe.model.vocab_size
     assert (micro_batch_lines(sized, plan, gpus=16, gpu="h100")
             == micro_batch_lines(recipe, build_plan(recipe, registries), gpus=16, gpu="h100"))
+
+
+def test_the_trainer_runs_the_micro_batch_the_recipe_asks_for(registries):
+    """``micro_batch_size`` as the trainer reads it: whole share, a capped number, or ``auto`` on a device."""
+    recipe = load_recipe("ja-llmjp", registries=registries).recipe
+    stage = build_plan(recipe, registries).stages[0]
+    vocab = recipe.model.vocab_size
+
+    def with_micro(value):
+        stages = [recipe.stages[0].model_copy(update={"micro_batch_size": value}), *recipe.stages[1:]]
+        return recipe.model_copy(update={"stages": stages})
+
+    share = stage.batch_size // 16
+    assert micro_batch_size(with_micro(None), stage, gpus=16, memory=80e9, vocab_size=vocab).micro == share
+    assert micro_batch_size(with_micro(8), stage, gpus=16, memory=80e9, vocab_size=vocab).micro == 8
+    assert micro_batch_size(with_micro(10**6), stage, gpus=16, memory=80e9, vocab_size=vocab).micro == share
+    auto = micro_batch_size(with_micro("auto"), stage, gpus=16, memory=80e9, vocab_size=vocab)
+    assert auto == micro_batch_for(recipe, stage, gpus=16, memory=80e9, vocab_size=vocab) and auto.micro < share
+    # no device figure (a CPU run): the whole share
+    assert micro_batch_size(with_micro("auto"), stage, gpus=16, memory=None, vocab_size=vocab).micro == share
