@@ -185,7 +185,7 @@ def hooks_markdown() -> str:
         "  built with validated params. The engine calls only the methods listed for its kind, with the",
         "  arguments they declare (`tests/test_outside_plugin.py` trains a step with an outside plugin",
         "  of every kind whose methods copy these signatures). Methods with a default on the base class",
-        "  (`scaled`, `check`, `segmenter_name`, `planned_vocab_size`) need overriding only when the",
+        "  (`scaled`, `check`, `segmenter_name`, `planned_vocab_size`, `learns_from_texts`) need overriding only when the",
         "  default does not fit. The engine never reads a component's params by name.",
         "- **Processes.** Maskings are sent to the data worker process by pickling: define components",
         "  at module level in an importable module.",

@@ -139,8 +139,8 @@ def _trains_tokenizer(name: str, registries: Registries) -> bool:
     from encoder_recipes.validation import load_recipe
 
     try:
-        tokenizer = load_recipe(name, registries=registries).recipe.tokenizer.name
-        return "vocab_size" in registries.component("tokenizer", tokenizer).Params.model_fields
+        resolved = load_recipe(name, registries=registries)
+        return resolved.component(registries, "tokenizer", resolved.recipe.tokenizer).learns_from_texts()
     except (RecipeError, RegistryError, KeyError):
         return False
 
@@ -263,10 +263,11 @@ def _parent_recipe(parent: str, lang: str, registries: Registries):
         raise ScaffoldError(f"--extends {parent!r} is not a registered recipe; registered: "
                             f"{', '.join(registries.recipes.names()) or 'none'}")
     try:
-        recipe = load_recipe(parent, registries=registries).recipe
+        resolved = load_recipe(parent, registries=registries)
     except RecipeError as exc:
         raise ScaffoldError(f"the recipe {parent!r} does not validate, so it cannot be extended:\n{exc}") from None
-    trains_tokenizer = "vocab_size" in registries.component("tokenizer", recipe.tokenizer.name).Params.model_fields
+    recipe = resolved.recipe
+    trains_tokenizer = resolved.component(registries, "tokenizer", recipe.tokenizer).learns_from_texts()
     if not trains_tokenizer and recipe.metadata.language != lang:
         raise ScaffoldError(
             f"{parent!r} loads a pretrained {recipe.metadata.language!r} tokenizer, which a recipe extending it "

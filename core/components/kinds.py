@@ -128,6 +128,16 @@ class Tokenizer(Component):
         parameters with it); None when only building tells."""
         return None
 
+    def learns_from_texts(self) -> bool:
+        """Whether :meth:`build` learns its vocabulary from ``texts`` (True) or loads a fixed one.
+
+        A recipe whose tokenizer learns suits any language, so ``new-plugin``
+        may start a new language from it; one that loads another language's
+        vocabulary cannot be swapped out by ``extends``. The default, False,
+        is the safe answer for a tokenizer that does not say.
+        """
+        return False
+
 
 class Evaluator(Component):
     """Scores a masked-LM model and returns named metrics."""
