@@ -143,6 +143,11 @@ class Evaluator(Component):
     """Scores a masked-LM model and returns named metrics."""
 
     kind: ClassVar[str] = "evaluator"
+    #: True when :meth:`evaluate` scores only this rank's share of its examples
+    #: (``context.shard(n)``) and sums across ranks with ``context.all_sum``, so in a
+    #: multi-process run every rank runs it and the main rank's result is kept. False
+    #: (the default): the main rank alone runs it while the others wait.
+    shardable: ClassVar[bool] = False
 
     @abstractmethod
     def evaluate(self, *, model: Any, tokenizer: Any, context: Any) -> dict[str, Any]:
@@ -150,7 +155,8 @@ class Evaluator(Component):
 
         :param model: a transformers masked-LM model, in eval mode, on ``context.device``.
         :param tokenizer: the run's tokenizer.
-        :param context: an :class:`~encoder_recipes.evaluation.context.EvalContext`.
+        :param context: an :class:`~encoder_recipes.evaluation.context.EvalContext`; with
+            :attr:`shardable`, its ``shard`` and ``all_sum`` divide the work among the ranks.
         """
 
 
