@@ -415,39 +415,44 @@ class Trainer:
             self._evaluate(self.plan.stage_at(self.step - 1), after_step=self.step)
 
     def _evaluate(self, stage: StagePlan, after_step: int) -> None:
-        """Run the recipe's evaluators that are due after this step, on the main rank.
+        """Run the recipe's evaluators that are due after this step.
 
-        The other ranks wait at a barrier, for at most the recipe's
-        ``distributed_timeout_s``. An attempt is recorded before it starts
-        (``eval/step_N.attempt``): an evaluation that raised, or that was
-        started twice and never finished (the job was killed in it, by a
-        watchdog or the out-of-memory killer), is skipped on resume with a
-        warning, so a resume does not crash again at the same point.
+        Every rank takes part: a ``shardable`` evaluator scores each rank's
+        share of its examples, any other runs on the main rank while the
+        others wait, for at most the recipe's ``distributed_timeout_s``. An
+        attempt is recorded before it starts (``eval/step_N.attempt``): an
+        evaluation that raised, or that was started twice and never finished
+        (the job was killed in it, by a watchdog or the out-of-memory killer),
+        is skipped on resume with a warning, so a resume does not crash again
+        at the same point.
         """
         due = [ev for ev in self.recipe.evaluators
                if (ev.every_steps and after_step % ev.every_steps == 0)
                or (ev.at_stage_end and after_step == stage.start + stage.steps)]
         if not due:
             return
-        if self.dist.main:
-            attempt = EvalAttempt(self.out / "eval", after_step)
-            skip = attempt.reason_to_skip()
-            if skip:
+        attempt = EvalAttempt(self.out / "eval", after_step) if self.dist.main else None
+        skip = attempt.reason_to_skip() if attempt else None
+        if self.dist.any(skip is not None):  # the main rank's record decides for every rank
+            if attempt:
                 print(f"warning: evaluation after step {after_step} skipped: {skip}; run it on the checkpoint "
                       f"with `encoder-recipes eval` once fixed", flush=True)
                 self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval_skipped", "reason": skip})
-            else:
-                from encoder_recipes.evaluation.runner import run_evaluators
+        else:
+            from encoder_recipes.evaluation.runner import run_evaluators
 
+            if attempt:
                 attempt.start()
-                self.model.eval()
-                try:
-                    results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
-                except BaseException as exc:
+            self.model.eval()
+            try:
+                results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
+            except BaseException as exc:
+                if attempt:
                     attempt.failed(exc)
-                    raise
-                finally:
-                    self.model.train()
+                raise
+            finally:
+                self.model.train()
+            if attempt:
                 attempt.done()
                 self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval", **results})
         self.dist.barrier()
