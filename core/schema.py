@@ -268,6 +268,11 @@ class Recipe(Strict):
     activation_checkpointing: bool = Field(
         False, description="recompute each layer in the backward pass: less activation memory, about a third more compute"
     )
+    head_loss_chunk_rows: int | None = Field(
+        4096, gt=0, description="with sparse prediction, the MLM head's logits and loss are computed this many "
+        "predicted rows at a time and recomputed in the backward pass, so a large vocabulary's logits never exist "
+        "whole (batches with fewer rows run unchunked); None: the model's own unchunked loss"
+    )
     distributed_timeout_s: float = Field(
         7200, gt=0, description="seconds a process waits in a collective for the others (rank 0 training the "
         "tokenizer or evaluating) before the job fails; longer than the longest evaluation"

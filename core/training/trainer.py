@@ -28,6 +28,7 @@ from encoder_recipes import __version__
 from encoder_recipes.data.mixture import stream_positions
 from encoder_recipes.data.sources import DocumentStream, require_documents, tokenizer_texts
 from encoder_recipes.modeling.build import build_model, describe_attention_backend, set_rope_thetas, special_ids_from_tokenizer
+from encoder_recipes.modeling.chunked_loss import ChunkedHeadLoss
 from encoder_recipes.modeling.export import export_model
 from encoder_recipes.modeling.isolation import isolated_inputs
 from encoder_recipes.plan import Plan, StagePlan, build_plan
@@ -148,9 +149,12 @@ class Trainer:
         if resume_from is not None:
             self._load(resume_from)
         self.ddp_model = self.model
+        if recipe.model.sparse_prediction and recipe.head_loss_chunk_rows:
+            # the head's loss over the masked rows in chunks; the model itself (state, export) is unchanged
+            self.ddp_model = ChunkedHeadLoss(self.model, recipe.head_loss_chunk_rows)
         if self.dist.enabled:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.ddp_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if recipe.compile:
             # the width of a micro-batch changes from step to step (padding trims to the longest row):
             # mark it dynamic from the start rather than recompile for each new width
