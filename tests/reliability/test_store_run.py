@@ -165,6 +165,26 @@ def test_the_store_is_the_only_data_path_of_its_run(store_recipe, tmp_path):
         load_recipe(str(store_recipe), registries=registries, overrides=["data.store=null", "data_workers=2"])
 
 
+def test_a_resume_may_not_switch_between_a_store_and_tokenising_on_the_fly(store_recipe):
+    from encoder_recipes.data.store_format import StoreError
+    from encoder_recipes.data.store_run import check_run, open_for_run
+    from encoder_recipes.plan import build_plan
+
+    registries = default_registries()
+    resolved = load_recipe(str(store_recipe), registries=registries)
+    plan = build_plan(resolved.recipe, registries, vocab_size=512)
+    store = open_for_run(resolved.recipe.data.store, resolved, registries)
+    from_store = {"stage": "short", "stream": {"sources": ["a", "b"], "drawn": 40, "position": [27, 13],
+                                                "epochs": [0, 0], "seq_len": 64, "pending": [], "buffer": [],
+                                                "items": []}}
+    check_run(store, resolved, registries, plan, first=2, last=10, data=from_store, world=2)
+    with pytest.raises(StoreError, match="read a prepared store; resume with the same data.store"):
+        check_run(None, resolved, registries, plan, first=2, last=10, data=from_store, world=1)
+    on_the_fly = {"stage": "short", "stream": {"documents": {}, "seq_len": 64, "pending": []}}
+    with pytest.raises(StoreError, match="tokenised on the fly; resume it without data.store"):
+        check_run(store, resolved, registries, plan, first=2, last=10, data=on_the_fly, world=1)
+
+
 # --- training from the store: N processes = 1, SIGKILL and resume, 2 processes then 1 ---------------
 
 
