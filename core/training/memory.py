@@ -132,12 +132,30 @@ def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
                                                             static=static), memory)
 
 
+def micro_batch_size(recipe, stage, *, gpus: int, memory: float | None, vocab_size: int,
+                     flash_attention: bool = False) -> MicroBatch:
+    """What the trainer runs: the stage's ``micro_batch_size`` on one of ``gpus`` ranks.
+
+    ``None`` is the rank's whole share, a number is capped at the share, and
+    ``auto`` is :func:`micro_batch_for` on a device of ``memory`` bytes (the
+    whole share where ``memory`` is None: a CPU run has no device figure).
+    The returned ``peak`` is 0 when no estimate was made.
+    """
+    share = max(1, stage.batch_size // gpus)
+    chosen = recipe.stages[stage.index].micro_batch_size
+    if chosen == "auto" and memory is not None:
+        return micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab_size,
+                               flash_attention=flash_attention)
+    micro = share if chosen is None or chosen == "auto" else min(chosen, share)
+    return MicroBatch(micro, share, max(stage.lengths), 0.0, memory or 0.0)
+
+
 def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
     """What ``plan --gpus N --gpu NAME`` prints: each stage's micro-batch and estimated peak on that GPU."""
     if gpu not in GPU_MEMORY:
         raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPU_MEMORY)}")
     memory = GPU_MEMORY[gpu]
-    vocab = recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+    vocab = plan.vocab_size  # the tokenizer component's own answer, asked by the plan
     lines = [f"on {gpus} × {gpu} ({memory / 1e9:.0f} GB), bf16, SDPA"
              + (", activation checkpointing" if recipe.activation_checkpointing else "") + ":"]
     for stage in plan.stages:
@@ -146,7 +164,7 @@ def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
             lines.append(f"  {stage.name}: batch {stage.batch_size} does not divide over {gpus} GPUs")
             continue
         auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab)
-        micro = auto.share if chosen is None else auto.micro if chosen == "auto" else min(chosen, auto.share)
+        micro = micro_batch_size(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab).micro
         shape = shape_of(recipe.model, vocab)
         per_token = activation_bytes_per_token(
             shape, seq_len=auto.seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end),
