@@ -31,13 +31,19 @@ from encoder_recipes.training.distributed import Dist
 Strategy = Literal["ddp", "fsdp"]
 
 
-def wrap(model: torch.nn.Module, *, strategy: Strategy, dist: Dist, bf16: bool) -> torch.nn.Module:
-    """The module to call forward on. FSDP shards ``model`` in place (its class changes; it stays the
-    object the optimizer and checkpoints see); DDP returns a wrapper around it."""
+def wrap(model: torch.nn.Module, forward: torch.nn.Module, *, strategy: Strategy, dist: Dist,
+         bf16: bool) -> torch.nn.Module:
+    """The module to call forward on.
+
+    :param forward: what the trainer calls: ``model`` itself, or a module around it that calls its
+        parts (the chunked head loss calls ``model.model``, ``model.head``, ``model.decoder``).
+        FSDP shards in place (classes change; ``model`` stays the object the optimizer and
+        checkpoints see); DDP returns a wrapper around ``forward``.
+    """
     if not dist.enabled:
-        return model
+        return forward
     if strategy == "ddp":
-        return DistributedDataParallel(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        return DistributedDataParallel(forward, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
     # bf16 parameters for compute and fp32 for the gradient reduce-scatter, as autocast would keep them;
     # the sharded master weights and the optimizer stay fp32 either way
     policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 \
@@ -46,9 +52,11 @@ def wrap(model: torch.nn.Module, *, strategy: Strategy, dist: Dist, bf16: bool) 
     # one unit per layer: only one layer's full parameters exist at a time (two with prefetching)
     for layer in _layers(model):
         fully_shard(layer, mesh=mesh, mp_policy=policy)
-    # the root unit holds the rest; the tied embedding and decoder weight stay one parameter in it
-    fully_shard(model, mesh=mesh, mp_policy=policy)
-    return model
+    # the root unit holds the rest; the tied embedding and decoder weight stay one parameter in it. It is
+    # ``forward``, whose forward gathers them before any part of the model runs, even when it calls the
+    # parts directly rather than through ``model``'s own forward
+    fully_shard(forward, mesh=mesh, mp_policy=policy)
+    return forward
 
 
 def _layers(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -59,7 +67,7 @@ def _layers(model: torch.nn.Module) -> torch.nn.ModuleList:
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
-    return isinstance(model, FSDPModule)
+    return any(isinstance(module, FSDPModule) for module in model.modules())
 
 
 @contextlib.contextmanager
@@ -92,24 +100,21 @@ def clip_grad_norm(model: torch.nn.Module, max_norm: float | None) -> torch.Tens
     return norm.full_tensor() if isinstance(norm, DTensor) else norm
 
 
-def full_model(model: torch.nn.Module, dist: Dist) -> torch.nn.Module | None:
-    """The whole model as one plain module on the main process, None on the others.
+def full_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The whole sharded ``model`` as one plain module, on every process (collective).
 
-    A sharded model cannot run a forward on one process alone, yet the
-    evaluators and the export run on the main process only: every process
-    takes part in gathering the full weights, and the main process loads them
-    into an unsharded copy (built from the model's current config, so RoPE
-    thetas set for the stage are the copy's too). An unsharded model is
-    returned as it is.
+    A sharded model runs a forward only when every process runs the same one,
+    yet some evaluators run on the main process alone and the others on each
+    process's share of the examples; the export is the main process's. So
+    each process gathers the full weights (4 bytes a parameter, not the 16 of
+    training state) into an unsharded copy built from the model's current
+    config, so RoPE thetas set for the stage are the copy's too.
     """
-    if not is_sharded(model):
-        return model if dist.main else None
-    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    if not dist.main:
-        return None
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
     plain_class = next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))
     with torch.random.fork_rng(devices=[]):  # its throwaway initialisation must not move the run's RNG
-        copy_ = plain_class(copy.deepcopy(model.config))
-    copy_.load_state_dict(full)
-    copy_.tie_weights()
-    return copy_.to(dist.device).train(model.training)
+        whole = plain_class(copy.deepcopy(model.config))
+    whole.load_state_dict(full)
+    whole.tie_weights()
+    device = next(iter(full.values())).device
+    return whole.to(device).train(model.training)
