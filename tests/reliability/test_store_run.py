@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from encoder_recipes.cli import main
 from encoder_recipes.data.prepare import PrepareOptions, prepare
 from encoder_recipes.registry import default_registries
+from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.validation import load_recipe
 
 from .helpers import ENV, Life, listed_steps, result_of
@@ -203,7 +203,7 @@ def torchrun(recipe: Path, out: Path, nproc: int, *extra: str) -> None:
 
 
 def checkpoint_weights(run: Path, step: int) -> dict[str, torch.Tensor]:
-    return load_file(str(run / "checkpoints" / f"step_{step:08d}" / "model.safetensors"))
+    return ckpt.load_checkpoint(ckpt.Checkpoint(run / "checkpoints" / f"step_{step:08d}", step))[0]
 
 
 def assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
