@@ -32,13 +32,14 @@ def runs(tmp_path_factory, english_corpus, launch):
                       encoding="utf-8")
     launch(recipe, folder / "ddp", 2, overrides=("keep_checkpoints=5",))
     # activation checkpointing too: it recomputes the same layers, so it must not move a number
-    launch(recipe, folder / "fsdp", 2, overrides=(FSDP, "activation_checkpointing=true", "keep_checkpoints=5"))
+    same = (FSDP, "activation_checkpointing=true", "keep_checkpoints=5")
+    launch(recipe, folder / "fsdp", 2, overrides=same)
     moved = folder / "moved"
     shutil.copytree(folder / "fsdp", moved, ignore=shutil.ignore_patterns("final", "eval", "report", "tensorboard"))
     for later in ckpt.list_checkpoints(moved / "checkpoints"):
         if later.step > STOP:
             shutil.rmtree(later.path)
-    launch(recipe, moved, None, "--resume", "auto", overrides=(FSDP,))
+    launch(recipe, moved, None, "--resume", "auto", overrides=same)
     return folder
 
 
