@@ -82,10 +82,6 @@ def check_run(store: Store | None, resolved: Any, registries: Any, plan: Any, *,
         if lo >= hi:
             continue
         spec = recipe.stages[stage.index]
-        if spec.packing == "none" and spec.long_documents == "split":
-            # the store's planner cuts unpacked documents (data.store_plan); splitting them is not built there yet
-            raise StoreError(f"stage {stage.name}: long_documents: split is not supported with a prepared store "
-                             "(it cuts documents longer than the sequence); set long_documents: cut or drop data.store")
         share = stage.batch_size // world
         if share % group:
             raise StoreError(f"stage {stage.name}: each of the {world} processes holds {share} rows of the "
