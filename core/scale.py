@@ -29,12 +29,6 @@ layer pattern and norm — and shrinks its *size*:
 * learning rate: every stage's peak LR is multiplied by ``rule.lr_multiplier``,
   by default the ratio of the full model's width to the scale's (Adam's best
   LR grows as a model narrows, as muP makes precise); ratios between stages stay.
-* documents: with ``split_long_documents``, an unpacked stage (``packing:
-  none``) splits a document longer than its sequence into sequence-length
-  pieces instead of cutting it (``Stage.long_documents``). Sequences shrink by
-  the divisor but documents do not: cut at 128 tokens, a sample page would
-  train on its first 126 tokens only, while validation at the last stage's
-  length scores whole pages.
 * data: with ``sample_data``, the offline sample corpus a plugin registers for
   the recipe's language (``encoder_recipes_register_sample_corpora``).
 * finally ``rule.overrides`` (``key.path: value``) are applied.
@@ -99,8 +93,6 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
         stage["lr"] = stage["lr"] * lr_multiplier
         if rule.sample_data:
             stage["mixture"] = None
-        if rule.split_long_documents and stage["packing"] == "none":
-            stage["long_documents"] = "split"
 
     # Each component shrinks its own sizes (Component.scaled); step counts by the ratio of the
     # span they live in: their stage's, or the run's.

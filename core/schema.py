@@ -194,11 +194,6 @@ class Stage(Strict):
         "none", description="none: one document per sequence, truncated ('line by line'); "
         "naive: concatenate and cut; best_fit: bin-pack whole documents"
     )
-    long_documents: Literal["cut", "split"] = Field(
-        "cut", description="with packing none, a document longer than the sequence: cut (the tail is discarded, "
-        "as line-by-line training does) or split into pieces of the sequence's length, one a row (the smoke "
-        "scale's rule: it shrinks sequences but not documents, so cutting would discard most of the text)"
-    )
     document_isolation: bool = Field(
         False, description="packed documents attend only within themselves: FlashAttention 2 varlen cu_seqlens, "
         "a block-diagonal mask on SDPA/eager (off: they attend to each other, as in ModernBERT's own training)"
@@ -254,11 +249,6 @@ class ScaleRule(Strict):
     lr_multiplier: float | None = Field(
         None, gt=0, description="peak LRs are multiplied by this; None: full width / scale width "
         "(Adam's best LR grows as a model narrows, as in muP), so a tiny model learns in few steps"
-    )
-    split_long_documents: bool = Field(
-        True, description="unpacked stages (packing none) split a document longer than the sequence into "
-        "sequence-length pieces instead of cutting it: sequences shrink by seq_len_divisor but documents do not, "
-        "so a cut would train on the first 126 tokens of each document and discard the rest"
     )
     sample_data: bool = Field(True, description="train on the offline sample corpus of the recipe's language")
     overrides: dict[str, Any] = Field(default_factory=dict, description="key.path: value applied last")

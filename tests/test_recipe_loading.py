@@ -186,10 +186,6 @@ def test_smoke_scale_keeps_shape_and_shrinks_size(tmp_path, registries):
     assert recipe.data.sources[0].sample == "fi"
     assert recipe.tokenizer.params["vocab_size"] == 4096
     assert recipe.stages[1].masking.params["rate"] == 0.15
-    # unpacked stages split long documents at this scale; the full recipe cuts them, as line-by-line training does
-    assert [s.long_documents for s in recipe.stages] == ["split", "split"]
-    full = load_recipe(str(write(tmp_path, BASE)), registries=registries).recipe
-    assert [s.long_documents for s in full.stages] == ["cut", "cut"]
 
 
 def test_unknown_scale_lists_known(tmp_path, registries):

@@ -5,8 +5,7 @@ sequence goes out as ``[CLS] ... [SEP]``-framed token ids, unpadded (the
 collator pads per batch). The three modes are the recipe's ``packing`` key:
 
 * ``none`` — one document per sequence, cut at the maximum length ("line by
-  line"; llm-jp-modernbert discards the part beyond the maximum length), or,
-  with ``split``, split into maximum-length pieces, one a sequence.
+  line"; llm-jp-modernbert discards the part beyond the maximum length).
 * ``naive`` — concatenate documents, each followed by ``[SEP]``, and cut the
   stream into sequences of exactly ``seq_len`` tokens, each opened by
   ``[CLS]``; the remainder carries over to the next sequence.
@@ -80,21 +79,15 @@ def _check(seq_len: int, minimum: int) -> None:
 
 
 class NonePacker:
-    """One document per sequence, truncated to ``seq_len`` (the tail is discarded).
+    """One document per sequence, truncated to ``seq_len`` (the tail is discarded)."""
 
-    With ``split``, a longer document is not cut but split into pieces of
-    ``seq_len - 2`` tokens, each its own ``[CLS] piece [SEP]`` sequence (the
-    smoke scale's rule, :attr:`encoder_recipes.schema.Stage.long_documents`).
-    """
-
-    def __init__(self, seq_len: int, cls_id: int, sep_id: int, *, split: bool = False) -> None:
+    def __init__(self, seq_len: int, cls_id: int, sep_id: int) -> None:
         _check(seq_len, 3)
-        self.seq_len, self.cls_id, self.sep_id, self.split = seq_len, cls_id, sep_id, split
+        self.seq_len, self.cls_id, self.sep_id = seq_len, cls_id, sep_id
 
     def add(self, doc: Sequence[int]) -> list[PackedSequence]:
-        body = self.seq_len - 2
-        pieces = [doc[i:i + body] for i in range(0, max(len(doc), 1), body)] if self.split else [doc[:body]]
-        return [PackedSequence(ids, [len(ids)]) for ids in ([self.cls_id, *p, self.sep_id] for p in pieces)]
+        ids = [self.cls_id, *doc[: self.seq_len - 2], self.sep_id]
+        return [PackedSequence(ids, [len(ids)])]
 
     def flush(self) -> list[PackedSequence]:
         return []
@@ -229,14 +222,10 @@ def best_fit_decreasing(sizes: Sequence[int], capacity: int) -> list[list[int]]:
     return bins
 
 
-def make_packer(mode: str, seq_len: int, cls_id: int, sep_id: int, *, window: int = DEFAULT_WINDOW,
-                split: bool = False) -> Packer:
-    """The streaming packer for a recipe's ``packing`` mode: ``none``, ``naive`` or ``best_fit``.
-
-    ``split`` applies to ``none`` only (the others never discard a token).
-    """
+def make_packer(mode: str, seq_len: int, cls_id: int, sep_id: int, *, window: int = DEFAULT_WINDOW) -> Packer:
+    """The streaming packer for a recipe's ``packing`` mode: ``none``, ``naive`` or ``best_fit``."""
     if mode == "none":
-        return NonePacker(seq_len, cls_id, sep_id, split=split)
+        return NonePacker(seq_len, cls_id, sep_id)
     if mode == "naive":
         return NaivePacker(seq_len, cls_id, sep_id)
     if mode == "best_fit":

@@ -83,9 +83,8 @@ Sequence = tuple[list[int], "list[int] | None", list[int]]
 class SequenceStream:
     """Packed sequences of the requested length, from a document stream."""
 
-    def __init__(self, documents: Any, doc_tokenizer: DocumentTokenizer, packing: str, cls_id: int, sep_id: int,
-                 *, split: bool = False) -> None:
-        self.documents, self.doc_tokenizer, self.packing, self.split = documents, doc_tokenizer, packing, split
+    def __init__(self, documents: Any, doc_tokenizer: DocumentTokenizer, packing: str, cls_id: int, sep_id: int) -> None:
+        self.documents, self.doc_tokenizer, self.packing = documents, doc_tokenizer, packing
         self.cls_id, self.sep_id = cls_id, sep_id
         self.with_words = doc_tokenizer.segmenter is not None
         self.seq_len = 0
@@ -97,8 +96,8 @@ class SequenceStream:
         # Word ids are packed by a twin packer fed the same lengths, so they
         # land on exactly the same positions; [CLS]/[SEP] get word id -1.
         self.seq_len = seq_len
-        self._ids_packer = make_packer(self.packing, seq_len, self.cls_id, self.sep_id, split=self.split)
-        self._words_packer = make_packer(self.packing, seq_len, -1, -1, split=self.split) if self.with_words else None
+        self._ids_packer = make_packer(self.packing, seq_len, self.cls_id, self.sep_id)
+        self._words_packer = make_packer(self.packing, seq_len, -1, -1) if self.with_words else None
 
     def take(self, n: int, seq_len: int) -> list[Sequence]:
         if seq_len != self.seq_len:

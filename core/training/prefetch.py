@@ -43,7 +43,6 @@ class PipelineSpec:
     seed: int
     state: dict[str, Any] | None = None  # SequenceStream state to continue from (a resume inside the stage)
     positions: dict[str, dict] | None = None  # each source's start (the previous stage's end), when no state
-    split: bool = False  # packing none: split long documents instead of cutting them (Stage.long_documents)
 
     def build(self) -> BatchMaker:
         from encoder_recipes.data.mixture import MixtureStream
@@ -52,7 +51,7 @@ class PipelineSpec:
         if self.positions is not None:
             mixture.start_at(self.positions)
         sequences = SequenceStream(mixture, DocumentTokenizer(self.tokenizer, self.segmenter), self.packing,
-                                   self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, split=self.split)
+                                   self.tokenizer.cls_token_id, self.tokenizer.sep_token_id)
         if self.state is not None:
             sequences.load_state_dict(self.state)
         return BatchMaker(sequences, self.masking, self.tokenizer, seed=self.seed)

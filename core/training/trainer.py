@@ -418,7 +418,7 @@ class Trainer:
             weights=spec.mixture or self.recipe.data.mixture or {name: 1.0 for name in self.streams},
             mixture_seed=self.recipe.seed + stage.index,
             tokenizer=self.tokenizer, segmenter=self._segmenter_for(masking),
-            packing=spec.packing, split=spec.long_documents == "split", masking=masking, seed=self.recipe.seed,
+            packing=spec.packing, masking=masking, seed=self.recipe.seed,
             state=data["stream"] if same_stage else None,
             positions=stream_positions(data["stream"]["documents"]) if data is not None and not same_stage else None,
         )

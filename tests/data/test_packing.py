@@ -45,17 +45,6 @@ def test_pack_none_keeps_everything_that_fits():
     assert all(s[0] == CLS and s[-1] == SEP and len(s) <= 128 for s in seqs)
 
 
-def test_none_with_split_keeps_every_token_in_pieces_of_the_sequence_length():
-    packer = make_packer("none", 8, CLS, SEP, split=True)
-    assert [p.input_ids for p in packer.add(list(range(100, 114)))] == [
-        [CLS, *range(100, 106), SEP], [CLS, *range(106, 112), SEP], [CLS, 112, 113, SEP]]
-    assert [p.input_ids for p in packer.add([])] == [[CLS, SEP]]  # an empty document stays one row, as when cut
-    docs = random_docs(200, seed=3)
-    seqs = [p for d in docs for p in packer.add(d)]
-    assert content([s.input_ids for s in seqs]) == content(docs)
-    assert all(s.doc_lengths == [len(s.input_ids)] and len(s.input_ids) <= 8 for s in seqs)
-
-
 def test_pack_naive_cuts_exact_lengths_and_loses_nothing():
     docs = random_docs(300, seed=1)
     seqs, doc_lengths = pack_naive(docs, 64, CLS, SEP)
