@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from encoder_recipes.hardware import GPUS, gpu as gpu_named
+
 #: fp32 weights + fp32 gradients + AdamW's two fp32 moments, bytes per parameter
 STATIC_BYTES_PER_PARAM = 16
 #: what the count leaves out (fragmentation, kernel workspaces, dtype copies), as a factor
@@ -29,7 +31,7 @@ SAFETY = 1.25
 #: share of the device's memory the estimate may plan for; the rest is the CUDA context and headroom
 USABLE = 0.9
 #: device memory by the ``plan --gpu`` name, bytes (the usable total torch reports is a little less)
-GPU_MEMORY = {"h100": 80e9, "h200": 141e9, "a100": 80e9, "a100-40gb": 40e9, "l40s": 48e9, "a10": 24e9}
+GPU_MEMORY = {name: g.memory_bytes for name, g in GPUS.items()}
 
 
 @dataclass(frozen=True)
@@ -115,29 +117,52 @@ def shape_of(model, vocab_size: int) -> Shape:
 
 
 def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int, bf16: bool = True,
-                    flash_attention: bool = False) -> MicroBatch:
+                    flash_attention: bool = False, checkpointing: bool | None = None) -> MicroBatch:
     """The micro-batch for a stage (a :class:`~encoder_recipes.plan.StagePlan`) on ``gpus`` devices of ``memory`` bytes.
 
     Sized for the stage's longest sequence and highest mask rate, so it fits every step.
+    ``checkpointing`` overrides the recipe's ``activation_checkpointing`` (``plan`` shows both).
     """
+    if checkpointing is None:
+        checkpointing = recipe.activation_checkpointing
     shape = shape_of(recipe.model, vocab_size)
     share = max(1, stage.batch_size // gpus)
     seq_len = max(stage.lengths)
     per_token = activation_bytes_per_token(
         shape, seq_len=seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end), bf16=bf16,
-        flash_attention=flash_attention, checkpointing=recipe.activation_checkpointing)
+        flash_attention=flash_attention, checkpointing=checkpointing)
     static = static_bytes(shape)
     micro = pick_micro_batch(share=share, seq_len=seq_len, per_token=per_token, static=static, memory=memory)
     return MicroBatch(micro, share, seq_len, estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token,
                                                             static=static), memory)
 
 
+def vocab_of(recipe) -> int:
+    return recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+
+
+def stage_memory(recipe, stage, *, gpus: int, memory: float, checkpointing: bool | None = None) -> MicroBatch:
+    """What a stage runs per GPU under the recipe's ``micro_batch_size`` (auto, a number, or the whole share).
+
+    ``auto`` takes the estimate's pick; a number is capped at the share; ``None``
+    runs the whole share at once. ``peak`` is the estimate for that choice.
+    """
+    vocab = vocab_of(recipe)
+    checkpointing = recipe.activation_checkpointing if checkpointing is None else checkpointing
+    auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab, checkpointing=checkpointing)
+    chosen = recipe.stages[stage.index].micro_batch_size
+    micro = auto.share if chosen is None else auto.micro if chosen == "auto" else min(chosen, auto.share)
+    shape = shape_of(recipe.model, vocab)
+    per_token = activation_bytes_per_token(
+        shape, seq_len=auto.seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end),
+        checkpointing=checkpointing)
+    peak = estimated_peak(micro=micro, seq_len=auto.seq_len, per_token=per_token, static=static_bytes(shape))
+    return MicroBatch(micro, auto.share, auto.seq_len, peak, memory)
+
+
 def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
-    """What ``plan --gpus N --gpu NAME`` prints: each stage's micro-batch and estimated peak on that GPU."""
-    if gpu not in GPU_MEMORY:
-        raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPU_MEMORY)}")
-    memory = GPU_MEMORY[gpu]
-    vocab = recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+    """Each stage's micro-batch and estimated peak on ``gpus`` × ``gpu`` under the recipe's settings."""
+    memory = gpu_named(gpu).memory_bytes
     lines = [f"on {gpus} × {gpu} ({memory / 1e9:.0f} GB), bf16, SDPA"
              + (", activation checkpointing" if recipe.activation_checkpointing else "") + ":"]
     for stage in plan.stages:
@@ -145,15 +170,9 @@ def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
         if stage.batch_size % gpus:
             lines.append(f"  {stage.name}: batch {stage.batch_size} does not divide over {gpus} GPUs")
             continue
-        auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab)
-        micro = auto.share if chosen is None else auto.micro if chosen == "auto" else min(chosen, auto.share)
-        shape = shape_of(recipe.model, vocab)
-        per_token = activation_bytes_per_token(
-            shape, seq_len=auto.seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end),
-            checkpointing=recipe.activation_checkpointing)
-        peak = estimated_peak(micro=micro, seq_len=auto.seq_len, per_token=per_token, static=static_bytes(shape))
-        verdict = "fits" if peak <= memory * USABLE else "DOES NOT FIT"
-        lines.append(f"  {stage.name}: {auto.share} sequences × {auto.seq_len} per GPU → micro-batch {micro} "
+        m = stage_memory(recipe, stage, gpus=gpus, memory=memory)
+        verdict = "fits" if m.peak <= memory * USABLE else "DOES NOT FIT"
+        lines.append(f"  {stage.name}: {m.share} sequences × {m.seq_len} per GPU → micro-batch {m.micro} "
                      f"({'auto' if chosen == 'auto' else chosen or 'whole share'}), "
-                     f"{math.ceil(auto.share / micro)} per step, estimated peak {peak / 1e9:.1f} GB: {verdict}")
+                     f"{math.ceil(m.share / m.micro)} per step, estimated peak {m.peak / 1e9:.1f} GB: {verdict}")
     return lines
