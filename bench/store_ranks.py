@@ -89,8 +89,12 @@ def measure(store: Path, *, steps: int, batch: int, seq_len: int, packing: str, 
         for world in counts:
             result = Path(tmp) / f"world{world}.json"
             load = os.getloadavg()[0]
-            mp.spawn(_rank, args=(world, f"file://{tmp}/rendezvous{world}", str(store), packing, steps, batch,
-                                  seq_len, mask_group, str(result)), nprocs=world, join=True)
+            args = (world, f"file://{tmp}/rendezvous{world}", str(store), packing, steps, batch, seq_len,
+                    mask_group, str(result))
+            if world == 1:  # no process to start: this one is rank 0 of a group of one
+                _rank(0, *args)
+            else:
+                mp.spawn(_rank, args=args, nprocs=world, join=True)
             r = json.loads(result.read_text())
             r["load"] = round(load, 2)
             r["max_rank_seconds"] = max(p["seconds"] for p in r["per_rank"])
