@@ -183,7 +183,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from encoder_recipes.plan_hardware import hardware_lines
 
         print("\n".join(hardware_lines(resolved.recipe, hardware, gpus=args.gpus, gpu=args.gpu,
-                                       data_workers=args.data_workers, reported=bool(args.days or args.hours))))
+                                       data_workers=args.data_workers or max(1, resolved.recipe.data_workers),
+                                       reported=bool(args.days or args.hours))))
     return 0
 
 
@@ -355,8 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--days", type=_floats, help="the time taken, in days: one per stage (8,3) or one in all; "
                       "plan then shows the MFU it implies")
     when.add_argument("--hours", type=_floats, help="as --days, in hours")
-    p.add_argument("--data-workers", type=int, default=1,
-                   help="cores each rank's store reader gets, for the data-rate check (default 1)")
+    p.add_argument("--data-workers", type=int,
+                   help="data workers (cores) each rank's store reader gets, for the data-rate check "
+                        "(default: the recipe's data_workers, at least 1)")
 
     p = sub.add_parser("plugins", help="loaded plugins and what each contributes")
     p.add_argument("--json", action="store_true")
