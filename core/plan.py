@@ -48,6 +48,8 @@ class Plan:
     total_tokens: float
     total_flops: float
     params: dict[str, int] = field(default_factory=dict)
+    #: the vocabulary the counts use (the model's, else what the tokenizer plans); 0 when unknown before training
+    vocab_size: int = 0
 
     def stage_at(self, step: int) -> StagePlan:
         for stage in self.stages:
@@ -131,7 +133,8 @@ def build_plan(recipe: Recipe, registries: Registries, vocab_size: int | None = 
             flops=0.0, epochs=stage.epochs,
         ))
         start += steps
-    plan = Plan(stages, start, sum(s.tokens for s in stages), 0.0, count_params(recipe.model, vocab) if vocab else {})
+    plan = Plan(stages, start, sum(s.tokens for s in stages), 0.0, count_params(recipe.model, vocab) if vocab else {},
+                vocab)
     # Mask rates need the run-wide clock (a curriculum may span stages), so fill them in after.
     for stage_plan, stage in zip(plan.stages, recipe.stages):
         masking = resolved.component(registries, "masking", stage.masking)

@@ -108,8 +108,10 @@ def hardware_plan(recipe, plan, registries, *, gpus: int, gpu: str, mfu: list[fl
     resolved = ResolvedRecipe(recipe, "")
     for hw, stage in zip(stages, plan.stages):
         if hw.divides:
-            plain = stage_memory(recipe, stage, gpus=gpus, memory=card.memory_bytes, checkpointing=False)
-            kept = stage_memory(recipe, stage, gpus=gpus, memory=card.memory_bytes, checkpointing=True)
+            plain = stage_memory(recipe, stage, gpus=gpus, memory=card.memory_bytes, vocab_size=plan.vocab_size,
+                                 checkpointing=False)
+            kept = stage_memory(recipe, stage, gpus=gpus, memory=card.memory_bytes, vocab_size=plan.vocab_size,
+                                checkpointing=True)
             hw.micro, hw.peak_gb = plain.micro, plain.peak / 1e9
             hw.micro_checkpointed, hw.peak_checkpointed_gb = kept.micro, kept.peak / 1e9
         rank_positions = stage.tokens / stage.steps / gpus

@@ -137,17 +137,14 @@ def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
                                                             static=static), memory)
 
 
-def vocab_of(recipe) -> int:
-    return recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
-
-
-def stage_memory(recipe, stage, *, gpus: int, memory: float, checkpointing: bool | None = None) -> MicroBatch:
+def stage_memory(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
+                 checkpointing: bool | None = None) -> MicroBatch:
     """What a stage runs per GPU under the recipe's ``micro_batch_size`` (auto, a number, or the whole share).
 
     ``auto`` takes the estimate's pick; a number is capped at the share; ``None``
     runs the whole share at once. ``peak`` is the estimate for that choice.
     """
-    vocab = vocab_of(recipe)
+    vocab = vocab_size
     checkpointing = recipe.activation_checkpointing if checkpointing is None else checkpointing
     auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab, checkpointing=checkpointing)
     chosen = recipe.stages[stage.index].micro_batch_size
@@ -170,7 +167,7 @@ def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
         if stage.batch_size % gpus:
             lines.append(f"  {stage.name}: batch {stage.batch_size} does not divide over {gpus} GPUs")
             continue
-        m = stage_memory(recipe, stage, gpus=gpus, memory=memory)
+        m = stage_memory(recipe, stage, gpus=gpus, memory=memory, vocab_size=plan.vocab_size)
         verdict = "fits" if m.peak <= memory * USABLE else "DOES NOT FIT"
         lines.append(f"  {stage.name}: {m.share} sequences × {m.seq_len} per GPU → micro-batch {m.micro} "
                      f"({'auto' if chosen == 'auto' else chosen or 'whole share'}), "
