@@ -69,7 +69,7 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(steps=5, warmup=2)
-DRY = Sizes(lengths=(128, 256), tokens_per_step=512, steps=1, warmup=1, inference_batch=2, doc_range=(16, 64),
+DRY = Sizes(lengths=(64, 128), tokens_per_step=256, steps=1, warmup=1, inference_batch=2, doc_range=(16, 48),
             memory_seq_len=64, memory_batch=2)
 
 #: the tiny shape of a dry run on the CPU

@@ -14,10 +14,10 @@ def test_dry_run_writes_every_part_to_the_file(tmp_path):
     out = tmp_path / "gpu.json"
     assert gpu.main(["--dry-run", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["machine"]["dry_run"] is True and report["machine"]["sizes"]["lengths"] == [128, 256]
+    assert report["machine"]["dry_run"] is True and report["machine"]["sizes"]["lengths"] == [64, 128]
     figures = {f["what"]: f for f in report["figures"]}
     training = [f for w, f in figures.items() if "training, sdpa" in w and "documents kept apart" in w]
-    assert [f["detail"]["seq_len"] for f in training] == [128, 256]
+    assert [f["detail"]["seq_len"] for f in training] == [64, 128]
     assert all(f["value"] > 0 and f["detail"]["documents_kept_apart"] for f in training)
     inference = next(f for w, f in figures.items() if "inference" in w)
     assert inference["value"] > 0
