@@ -137,24 +137,39 @@ def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
                                                             static=static), memory)
 
 
+def micro_batch_size(recipe, stage, *, gpus: int, memory: float | None, vocab_size: int,
+                     flash_attention: bool = False, checkpointing: bool | None = None) -> MicroBatch:
+    """What the trainer runs: the stage's ``micro_batch_size`` on one of ``gpus`` ranks.
+
+    ``None`` is the rank's whole share, a number is capped at the share, and
+    ``auto`` is :func:`micro_batch_for` on a device of ``memory`` bytes (the
+    whole share where ``memory`` is None: a CPU run has no device figure).
+    The returned ``peak`` is 0 when no estimate was made.
+    """
+    share = max(1, stage.batch_size // gpus)
+    chosen = recipe.stages[stage.index].micro_batch_size
+    if chosen == "auto" and memory is not None:
+        return micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab_size,
+                               flash_attention=flash_attention, checkpointing=checkpointing)
+    micro = share if chosen is None or chosen == "auto" else min(chosen, share)
+    return MicroBatch(micro, share, max(stage.lengths), 0.0, memory or 0.0)
+
+
 def stage_memory(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
                  checkpointing: bool | None = None) -> MicroBatch:
-    """What a stage runs per GPU under the recipe's ``micro_batch_size`` (auto, a number, or the whole share).
+    """The trainer's micro-batch for a stage (:func:`micro_batch_size`) and the estimated peak it reaches.
 
-    ``auto`` takes the estimate's pick; a number is capped at the share; ``None``
-    runs the whole share at once. ``peak`` is the estimate for that choice.
+    ``plan --gpus`` shows it with ``checkpointing`` off and on, whatever the recipe says.
     """
-    vocab = vocab_size
     checkpointing = recipe.activation_checkpointing if checkpointing is None else checkpointing
-    auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab, checkpointing=checkpointing)
-    chosen = recipe.stages[stage.index].micro_batch_size
-    micro = auto.share if chosen is None else auto.micro if chosen == "auto" else min(chosen, auto.share)
-    shape = shape_of(recipe.model, vocab)
+    micro = micro_batch_size(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab_size,
+                             checkpointing=checkpointing).micro
+    shape = shape_of(recipe.model, vocab_size)
+    share, seq_len = max(1, stage.batch_size // gpus), max(stage.lengths)
     per_token = activation_bytes_per_token(
-        shape, seq_len=auto.seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end),
-        checkpointing=checkpointing)
-    peak = estimated_peak(micro=micro, seq_len=auto.seq_len, per_token=per_token, static=static_bytes(shape))
-    return MicroBatch(micro, auto.share, auto.seq_len, peak, memory)
+        shape, seq_len=seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end), checkpointing=checkpointing)
+    peak = estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token, static=static_bytes(shape))
+    return MicroBatch(micro, share, seq_len, peak, memory)
 
 
 def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:

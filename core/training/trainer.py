@@ -35,7 +35,7 @@ from encoder_recipes.registry import Registries
 from encoder_recipes.schema import identity
 from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.batches import Batch
-from encoder_recipes.training.memory import micro_batch_for
+from encoder_recipes.training.memory import micro_batch_size
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
@@ -169,20 +169,13 @@ class Trainer:
 
     def _micro_batch(self, stage: StagePlan) -> int:
         """Sequences per forward pass in this stage, on this rank (``micro_batch_size``)."""
-        share = stage.batch_size // self.dist.world
-        chosen = self.recipe.stages[stage.index].micro_batch_size
-        if chosen is None:
-            return share
-        if chosen != "auto":
-            return min(chosen, share)
-        if self.device.type != "cuda":
-            return share  # host memory is rarely the limit, and a CPU run has no device figure to go by
-        memory = torch.cuda.get_device_properties(self.device).total_memory
-        choice = micro_batch_for(self.recipe, stage, self.plan, gpus=self.dist.world, memory=memory,
-                                 vocab_size=len(self.tokenizer), flash_attention=self.attn == "flash_attention_2")
-        if self.dist.main:
-            print(f"stage {stage.name}: micro-batch {choice.micro} of {share} sequences per rank "
-                  f"(estimated peak {choice.peak / 1e9:.1f} GB of {memory / 1e9:.1f} GB)", flush=True)
+        # host memory is rarely the limit, and a CPU run has no device figure to go by
+        memory = torch.cuda.get_device_properties(self.device).total_memory if self.device.type == "cuda" else None
+        choice = micro_batch_size(self.recipe, stage, gpus=self.dist.world, memory=memory,
+                                  vocab_size=len(self.tokenizer), flash_attention=self.attn == "flash_attention_2")
+        if self.dist.main and choice.peak:
+            print(f"stage {stage.name}: micro-batch {choice.micro} of {choice.share} sequences per rank "
+                  f"(estimated peak {choice.peak / 1e9:.1f} GB of {choice.memory / 1e9:.1f} GB)", flush=True)
         return choice.micro
 
     def _prepare_output(self) -> None:
@@ -422,39 +415,44 @@ class Trainer:
             self._evaluate(self.plan.stage_at(self.step - 1), after_step=self.step)
 
     def _evaluate(self, stage: StagePlan, after_step: int) -> None:
-        """Run the recipe's evaluators that are due after this step, on the main rank.
+        """Run the recipe's evaluators that are due after this step.
 
-        The other ranks wait at a barrier, for at most the recipe's
-        ``distributed_timeout_s``. An attempt is recorded before it starts
-        (``eval/step_N.attempt``): an evaluation that raised, or that was
-        started twice and never finished (the job was killed in it, by a
-        watchdog or the out-of-memory killer), is skipped on resume with a
-        warning, so a resume does not crash again at the same point.
+        Every rank takes part: a ``shardable`` evaluator scores each rank's
+        share of its examples, any other runs on the main rank while the
+        others wait, for at most the recipe's ``distributed_timeout_s``. An
+        attempt is recorded before it starts (``eval/step_N.attempt``): an
+        evaluation that raised, or that was started twice and never finished
+        (the job was killed in it, by a watchdog or the out-of-memory killer),
+        is skipped on resume with a warning, so a resume does not crash again
+        at the same point.
         """
         due = [ev for ev in self.recipe.evaluators
                if (ev.every_steps and after_step % ev.every_steps == 0)
                or (ev.at_stage_end and after_step == stage.start + stage.steps)]
         if not due:
             return
-        if self.dist.main:
-            attempt = EvalAttempt(self.out / "eval", after_step)
-            skip = attempt.reason_to_skip()
-            if skip:
+        attempt = EvalAttempt(self.out / "eval", after_step) if self.dist.main else None
+        skip = attempt.reason_to_skip() if attempt else None
+        if self.dist.any(skip is not None):  # the main rank's record decides for every rank
+            if attempt:
                 print(f"warning: evaluation after step {after_step} skipped: {skip}; run it on the checkpoint "
                       f"with `encoder-recipes eval` once fixed", flush=True)
                 self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval_skipped", "reason": skip})
-            else:
-                from encoder_recipes.evaluation.runner import run_evaluators
+        else:
+            from encoder_recipes.evaluation.runner import run_evaluators
 
+            if attempt:
                 attempt.start()
-                self.model.eval()
-                try:
-                    results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
-                except BaseException as exc:
+            self.model.eval()
+            try:
+                results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
+            except BaseException as exc:
+                if attempt:
                     attempt.failed(exc)
-                    raise
-                finally:
-                    self.model.train()
+                raise
+            finally:
+                self.model.train()
+            if attempt:
                 attempt.done()
                 self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval", **results})
         self.dist.barrier()
