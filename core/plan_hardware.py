@@ -140,13 +140,13 @@ def _duration(seconds: float) -> str:
 
 
 def _rate(x: float) -> str:
-    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.0f}k"
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.0f}k" if x >= 1e4 else f"{x:,.0f}"
 
 
 def _data_line(need: float, rate: Rate, cores: int) -> str:
     have = rate.tokens_per_s * cores
     verdict = ("keeps up" if need <= have else
-               f"DATA-BOUND: {need / have:.1f}× short; {math.ceil(need / rate.tokens_per_s)} cores per rank would keep up")
+               f"DATA-BOUND: {need / have:.2f}× short; {math.ceil(need / rate.tokens_per_s)} cores per rank would keep up")
     return (f"needs {_rate(need)}/s; {cores} core{'s' if cores > 1 else ''} give{'' if cores > 1 else 's'} "
             f"{_rate(have)}/s ({rate.what}, {rate.source}): {verdict}")
 
