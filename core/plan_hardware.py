@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from encoder_recipes.data_rates import STORE_READ, Rate, on_the_fly
+from encoder_recipes.data_rates import Rate, on_the_fly, store_read
 from encoder_recipes.hardware import GPU, gpu as gpu_named
 
 SECONDS_PER_DAY = 86_400
@@ -117,7 +117,7 @@ def hardware_plan(recipe, plan, registries, *, gpus: int, gpu: str, mfu: list[fl
         rank_positions = stage.tokens / stage.steps / gpus
         hw.store_need = rank_positions / hw.step_s
         hw.fly_need = hw.store_need * (1 if recipe.data.shard_by_rank else gpus)
-        hw.store_rate = STORE_READ[stage.packing]
+        hw.store_rate = store_read(stage.packing, recipe.data.store_mask_group)
         masking = resolved.component(registries, "masking", recipe.stages[stage.index].masking)
         segmenter = None
         if masking.needs_words:
@@ -168,8 +168,10 @@ def hardware_lines(recipe, stages: list[StageHardware], *, gpus: int, gpu: str, 
     for row in [header, *rows]:
         lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
                                      enumerate(zip(row, widths))).rstrip())
+    chunked = recipe.model.sparse_prediction and recipe.head_loss_chunk_rows
     lines.append(f"memory per GPU (bf16, SDPA, micro_batch_size "
-                 f"{'/'.join(sorted({str(s.micro_batch_size) for s in recipe.stages}))}; estimate, "
+                 f"{'/'.join(sorted({str(s.micro_batch_size) for s in recipe.stages}))}"
+                 + (f", head loss in chunks of {recipe.head_loss_chunk_rows} rows" if chunked else "") + "; estimate, "
                  f"fits below {USABLE:.0%} of {card.memory_gb:g} GB):")
     limit = card.memory_gb * USABLE
     for s in stages:

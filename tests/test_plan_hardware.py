@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from encoder_recipes.cli import main
-from encoder_recipes.data_rates import ON_THE_FLY, STORE_READ
+from encoder_recipes.data_rates import ON_THE_FLY, STORE_READ, STORE_READ_GROUPED
 from encoder_recipes.hardware import GPUS, gpu, gpu_of_device
 from encoder_recipes.plan import build_plan, stage_flops
 from encoder_recipes.plan_hardware import hardware_plan, implied_mfu, mfu_per_stage
@@ -71,19 +71,23 @@ def test_plan_prints_times_memory_both_ways_and_warns_when_data_bound(capsys):
     assert main(["plan", "ja-llmjp", "--gpus", "16", "--gpu", "h100", "--mfu", "0.4"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"stage1\s+40\.0%\s+0\.48 s\s+2\.8 days\s+1,068", out), out
-    assert "without activation checkpointing micro-batch 52" in out and "with it micro-batch" in out
+    assert "without activation checkpointing micro-batch 70" in out and "with it micro-batch" in out
     # every rank making the whole global batch on one core cannot feed 16 H100s
     assert "on the fly (the whole global batch) needs 7.09M/s" in out and "DATA-BOUND" in out
     assert main(["plan", "ja-llmjp", "--gpus", "16", "--days", "8,3"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"stage1\s+13\.9%", out) and re.search(r"stage2\s+21\.8%", out), out
+    # a store read 8 rows a call is held against the per-row figure, 16 rows a call against the 16-row one
+    assert "(read none, mask groups of 1," in out
+    assert main(["plan", "ja-llmjp", "--gpus", "16", "data.store=/stores/ja", "data.store_mask_group=16"]) == 0
+    assert "1 core gives 675k/s (read none, mask groups of 16," in capsys.readouterr().out
     assert main(["plan", "ja-llmjp", "--days", "8,3"]) == 2  # needs --gpus
     assert "need --gpus" in capsys.readouterr().err
 
 
 def test_every_measured_rate_is_the_figure_in_its_results_row():
     results = (REPO / "bench" / "RESULTS.md").read_text(encoding="utf-8")
-    for rate in [*ON_THE_FLY.values(), *STORE_READ.values()]:
+    for rate in [*ON_THE_FLY.values(), *STORE_READ.values(), *STORE_READ_GROUPED.values()]:
         rows = [line for line in results.splitlines() if line.startswith(f"| {rate.what} |")]
         assert rows and f"{rate.tokens_per_s:,.0f}" in rows[0], (rate, rows)
 
