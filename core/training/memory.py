@@ -147,9 +147,10 @@ def step_costs(recipe, stage, shape: Shape, *, seq_len: int, bf16: bool = True,
     """(bytes per token, fixed bytes) of a stage's step: activations at its highest mask rate, and
     weights with optimizer state plus, with the chunked head loss, one chunk's logits.
 
-    ``checkpointing`` overrides the recipe's ``activation_checkpointing`` (``plan --gpus`` shows both)."""
+    ``checkpointing`` overrides the recipe's ``activation_checkpointing`` (``plan`` shows both)."""
+    if checkpointing is None:
+        checkpointing = recipe.activation_checkpointing
     chunk = recipe.head_loss_chunk_rows if shape.sparse_prediction else None
-    checkpointing = recipe.activation_checkpointing if checkpointing is None else checkpointing
     per_token = activation_bytes_per_token(
         shape, seq_len=seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end), bf16=bf16,
         flash_attention=flash_attention, checkpointing=checkpointing, head_chunked=bool(chunk))
@@ -161,12 +162,15 @@ def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
     """The micro-batch for a stage (a :class:`~encoder_recipes.plan.StagePlan`) on ``gpus`` devices of ``memory`` bytes.
 
     Sized for the stage's longest sequence and highest mask rate, so it fits every step.
+    ``checkpointing`` overrides the recipe's ``activation_checkpointing`` (``plan`` shows both).
     """
+    if checkpointing is None:
+        checkpointing = recipe.activation_checkpointing
     shape = shape_of(recipe.model, vocab_size)
     share = max(1, stage.batch_size // gpus)
     seq_len = max(stage.lengths)
-    per_token, static = step_costs(recipe, stage, shape, seq_len=seq_len, bf16=bf16, flash_attention=flash_attention,
-                                   checkpointing=checkpointing)
+    per_token, static = step_costs(recipe, stage, shape, seq_len=seq_len, bf16=bf16,
+                                   flash_attention=flash_attention, checkpointing=checkpointing)
     micro = pick_micro_batch(share=share, seq_len=seq_len, per_token=per_token, static=static, memory=memory)
     return MicroBatch(micro, share, seq_len, estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token,
                                                             static=static), memory)
@@ -198,15 +202,15 @@ def stage_memory(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
     """
     micro = micro_batch_size(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab_size,
                              checkpointing=checkpointing).micro
+    shape = shape_of(recipe.model, vocab_size)
     share, seq_len = max(1, stage.batch_size // gpus), max(stage.lengths)
-    per_token, static = step_costs(recipe, stage, shape_of(recipe.model, vocab_size), seq_len=seq_len,
-                                   checkpointing=checkpointing)
-    return MicroBatch(micro, share, seq_len, estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token,
-                                                            static=static), memory)
+    per_token, static = step_costs(recipe, stage, shape, seq_len=seq_len, checkpointing=checkpointing)
+    peak = estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token, static=static)
+    return MicroBatch(micro, share, seq_len, peak, memory)
 
 
 def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
-    """What ``plan --gpus N --gpu NAME`` printed before the time plan: each stage's micro-batch and estimated peak."""
+    """Each stage's micro-batch and estimated peak on ``gpus`` × ``gpu`` under the recipe's settings."""
     memory = gpu_named(gpu).memory_bytes
     chunked = recipe.model.sparse_prediction and recipe.head_loss_chunk_rows
     lines = [f"on {gpus} × {gpu} ({memory / 1e9:.0f} GB), bf16, SDPA"
