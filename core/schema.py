@@ -110,6 +110,9 @@ class DataSource(Strict):
     split: str = "train"
     text_field: str = "text"
     streaming: bool = Field(True, description="stream with an IterableDataset (position saved in checkpoints)")
+    size: float | None = Field(
+        None, gt=0, description="the source's size for a mixture that weighs by size (e.g. tokens, for "
+        "`temperature`); None: its count of training documents, counted when a run starts")
 
     @model_validator(mode="after")
     def _one_location(self) -> DataSource:
@@ -119,10 +122,16 @@ class DataSource(Strict):
         return self
 
 
+#: a data mixture: a registered mixture component (``{name: temperature, tau: 0.7}``), or a mapping of
+#: sampling weights per source name, short for ``{name: weights, weights: {...}}``
+MixtureRef = dict[str, float] | ComponentRef
+
+
 class Data(Strict):
     sources: list[DataSource] = Field(min_length=1)
-    mixture: dict[str, float] = Field(
-        default_factory=dict, description="sampling weight per source name; empty: all sources equally"
+    mixture: MixtureRef = Field(
+        default_factory=dict, description="how sources are drawn: sampling weight per source name (empty: all "
+        "sources equally), or a mixture component, e.g. {name: temperature, tau: 0.7}"
     )
     validation_fraction: float = Field(0.01, gt=0, lt=1, description="documents held out for validation")
     shard_by_rank: bool = Field(
@@ -133,6 +142,8 @@ class Data(Strict):
 
     @model_validator(mode="after")
     def _mixture_names(self) -> Data:
+        if not isinstance(self.mixture, dict):
+            return self  # a component checks its own names (Component.check)
         names = {s.name for s in self.sources}
         unknown = sorted(set(self.mixture) - names)
         if unknown:
@@ -187,7 +198,8 @@ class Stage(Strict):
         False, description="with document_isolation: position ids restart at 0 in every packed document"
     )
     rope: Rope = Field(default_factory=Rope)
-    mixture: dict[str, float] | None = Field(None, description="data mixture for this stage (default: data.mixture)")
+    mixture: MixtureRef | None = Field(
+        None, description="data mixture for this stage, weights or a component (default: data.mixture)")
     epochs: float | None = Field(None, gt=0, description="passes over the stage's data, where the source says so")
     allow_context_shrink: bool = Field(False, description="permit a shorter max length than the stage before")
     reset_optimizer: bool = Field(

@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from encoder_recipes import __version__
+from encoder_recipes.data.mixing import MixtureSchedule, source_sizes, stage_mixture
 from encoder_recipes.data.mixture import stream_positions
 from encoder_recipes.data.sources import DocumentStream, require_documents, tokenizer_texts
 from encoder_recipes.modeling.build import build_model, describe_attention_backend, set_rope_thetas, special_ids_from_tokenizer
@@ -40,6 +41,7 @@ from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
 from encoder_recipes.training.metrics import MetricsLog, StageProgress, read_metrics
+from encoder_recipes.training.mixture_log import MixtureLog
 from encoder_recipes.training.summary import summarize
 from encoder_recipes.validation import ResolvedRecipe
 
@@ -95,6 +97,7 @@ class Trainer:
         self.metrics: MetricsLog | None = None  # opened in setup()
         # where the documents stood at the checkpoint we resumed from: {"stage": name, "stream": state}
         self.resumed_data: dict[str, Any] | None = None
+        self._sizes: dict[str, float] | None = None  # the sources' sizes, counted once if a mixture asks
 
     # --- setup -------------------------------------------------------------------
 
@@ -254,19 +257,30 @@ class Trainer:
                 clock = self.plan.clock(step)
                 steps.append(StepPlan(step, stage.batch_size, context.seq_len(clock), masking.rate(clock),
                                       stage.lr * schedule.multiplier(clock)))
+            mixture = self._mixture(stage, steps)
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
             if spec.reset_optimizer and self.step == stage.start:
                 # Only at the stage's first step: a resume inside the stage keeps the stage's own moments.
                 # A new optimizer from the recipe's component starts every count afresh, whatever the
                 # optimizer keeps where (optimi's StableAdamW counts steps in its param groups, not its state).
                 self.optimizer = self._optimizer()
-            batches = self._batches(stage, masking, data, steps)
+            batches = self._batches(stage, masking, data, steps, mixture.schedule)
             try:
-                data = self._train_stage(stage, steps, batches)
+                data = self._train_stage(stage, steps, batches, mixture)
             finally:
                 batches.close()
 
-    def _train_stage(self, stage: StagePlan, steps: list[StepPlan], batches) -> dict[str, Any]:
+    def _mixture(self, stage: StagePlan, steps: list[StepPlan]) -> MixtureLog:
+        """The stage's mixture: its probabilities at each of ``steps``, and what the metrics say of it."""
+        mixture = stage_mixture(self.resolved, self.registries, stage.index)
+        if mixture.needs_sizes() and self._sizes is None:
+            self._sizes = source_sizes(self.recipe.data)
+        names = list(self.streams)
+        schedule = MixtureSchedule.build(mixture, (self.plan.clock(s.step) for s in steps), sources=names,
+                                         sizes=self._sizes if mixture.needs_sizes() else None)
+        return MixtureLog(mixture, schedule, names)
+
+    def _train_stage(self, stage: StagePlan, steps: list[StepPlan], batches, mixture: MixtureLog) -> dict[str, Any]:
         """The stage's ``steps``; returns the data state after the last one (the next stage starts there)."""
         stage_end = stage.start + stage.steps
         progress = StageProgress(stage.name, stage.steps, self.step - stage.start,
@@ -282,6 +296,7 @@ class Trainer:
                 loss, grad_norm = self._optimizer_step(batch, self.micro_batches[stage.index], plan.step, stage)
                 self.step = plan.step + 1
                 tokens += batch.tokens
+                mixture.add(batch.sources)
 
                 elapsed = time.perf_counter() - started
                 progress.update(loss=f"{loss:.3f}", tok_s=f"{tokens / elapsed:,.0f}", lr=f"{plan.lr:.2e}",
@@ -294,6 +309,7 @@ class Trainer:
                         "global_rope_theta": stage.global_rope_theta, "local_rope_theta": stage.local_rope_theta,
                         "tokens": batch.tokens, "tokens_per_s": tokens / elapsed, "grad_norm": float(grad_norm),
                         "eta_s": elapsed / (self.step - first) * (stage_end - self.step),
+                        **mixture.line(self.plan.clock(plan.step)),
                     })
                 stop = self.dist.any(self._signal is not None)  # a rank may have missed the signal
                 if stop or self.step % self.recipe.checkpoint_every == 0 or last_here:
@@ -367,7 +383,8 @@ class Trainer:
         return isolated_inputs(self.model, doc_lengths=part.doc_lengths,
                                restart_positions=spec.restart_positions, **inputs)
 
-    def _batches(self, stage: StagePlan, masking, data: dict[str, Any] | None, steps: list[StepPlan]):
+    def _batches(self, stage: StagePlan, masking, data: dict[str, Any] | None, steps: list[StepPlan],
+                 mixture: MixtureSchedule):
         """The stage's batches, from where ``data`` says the documents stand.
 
         ``data`` is None for a fresh run, the state of this stage's checkpoint
@@ -379,7 +396,7 @@ class Trainer:
         same_stage = data is not None and data["stage"] == stage.name
         pipeline = PipelineSpec(
             streams=self.streams,
-            weights=spec.mixture or self.recipe.data.mixture or {name: 1.0 for name in self.streams},
+            weights=mixture,
             mixture_seed=self.recipe.seed + stage.index,
             tokenizer=self.tokenizer, segmenter=self._segmenter_for(masking),
             packing=spec.packing, masking=masking, seed=self.recipe.seed,
