@@ -30,7 +30,10 @@ layer pattern and norm — and shrinks its *size*:
   by default the ratio of the full model's width to the scale's (Adam's best
   LR grows as a model narrows, as muP makes precise); ratios between stages stay.
 * data: with ``sample_data``, the offline sample corpus a plugin registers for
-  the recipe's language (``encoder_recipes_register_sample_corpora``).
+  the recipe's language (``encoder_recipes_register_sample_corpora``); with
+  ``languages``, one sample corpus per listed language, and each temperature
+  mixture's language set mapped onto them by rank
+  (:mod:`encoder_recipes.scale_languages`).
 * finally ``rule.overrides`` (``key.path: value``) are applied.
 """
 
@@ -43,6 +46,7 @@ from encoder_recipes.components.base import Scaling
 from encoder_recipes.data.samples import corpus_for_language
 from encoder_recipes.recipe_files import RecipeError, RecipeIssue, apply_override
 from encoder_recipes.registry import Registries
+from encoder_recipes.scale_languages import offline_languages
 from encoder_recipes.schema import Recipe
 
 
@@ -68,7 +72,7 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     window_divisor = rule.local_attention_divisor or divisor
     model["local_attention"] = max(2, model["local_attention"] // window_divisor)
 
-    if rule.sample_data:
+    if rule.sample_data and not rule.languages:
         corpus = corpus_for_language(recipe.metadata.language, registries)
         if corpus is None:
             raise RecipeError([RecipeIssue(source, None, None, f"scales.{name}.sample_data",
@@ -91,7 +95,7 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
         stage["steps"], stage["tokens"] = new, None
         stage["batch_size"], stage["micro_batch_size"] = rule.batch_size, None
         stage["lr"] = stage["lr"] * lr_multiplier
-        if rule.sample_data:
+        if rule.sample_data and not rule.languages:
             stage["mixture"] = None
 
     # Each component shrinks its own sizes (Component.scaled); step counts by the ratio of the
@@ -108,6 +112,10 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     for ev in data["evaluators"]:
         if ev.get("every_steps"):
             ev["every_steps"] = max(1, round(ev["every_steps"] * run_ratio))
+    if rule.languages:
+        problems = offline_languages(data, rule.languages, registries)
+        if problems:
+            raise RecipeError([RecipeIssue(source, None, None, f"scales.{name}.languages", p) for p in problems])
     data["checkpoint_every"] = max(1, min(data["checkpoint_every"], sum(new_steps) // 4))
     data["log_every"] = max(1, min(data["log_every"], sum(new_steps) // 20))
 

@@ -248,6 +248,10 @@ class ScaleRule(Strict):
         "(Adam's best LR grows as a model narrows, as in muP), so a tiny model learns in few steps"
     )
     sample_data: bool = Field(True, description="train on the offline sample corpus of the recipe's language")
+    languages: list[str] = Field(
+        default_factory=list, description="mix these languages' sample corpora instead, one source each, listed "
+        "in the order the full-scale language sets take them (largest first); each temperature mixture keeps its "
+        "τ and its language set is mapped by rank (see core/scale_languages.py)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="key.path: value applied last")
 
 
