@@ -5,7 +5,8 @@ Each metrics line of a run with more than one source gets
 * ``mixture/p/<source>``: the probability the schedule gives the source at that step;
 * the mixture's own numbers (``mixture/tau``, ``mixture/languages`` for ``temperature``);
 * ``mixture/docs/<source>`` and ``mixture/tokens/<source>``: the source's share of the
-  documents, and of their tokens, read for the batches since the previous line.
+  documents, and of their tokens, read for the batches since the previous line, and
+  ``mixture/documents``: how many documents that is (to weigh lines when adding them up).
 
 Documents are read in chunks ahead of packing, so one batch's reads are lumpy;
 the shares over a log interval follow the probabilities within sampling noise
@@ -41,6 +42,7 @@ class MixtureLog:
         out: dict[str, Any] = describe_at(self.mixture, clock)
         probs = self.schedule.at(clock.step)
         out.update({f"mixture/p/{name}": probs.get(name, 0.0) for name in self.sources})
+        out["mixture/documents"] = sum(self._docs.values())
         for key, counts in (("docs", self._docs), ("tokens", self._tokens)):
             total = sum(counts.values())
             out.update({f"mixture/{key}/{name}": (counts.get(name, 0) / total if total else 0.0)
