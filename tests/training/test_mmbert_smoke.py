@@ -1,7 +1,7 @@
 """mmbert-base trains at smoke scale offline, and its metrics show the schedules it declares (slow).
 
 One short run (the smoke rule's stages, cut to 40 + 3 + 3 steps (80k + 98k token positions) and without
-the stage-end evaluators, so it stays under a minute on 2 CPU cores): every
+the stage-end evaluators, with a 1,024-token BPE, so it stays under a minute on 2 CPU cores): every
 metrics line has the plan's mask rate (30% → 15% → 5%), the stage's τ
 (0.7 → 0.5 → 0.3) and each language's probability; over each stage the
 languages' shares of the documents read match those probabilities, and a
@@ -25,7 +25,7 @@ LANGUAGES = ["en", "fi", "ja", "zh"]
 def test_mmbert_smoke_run_logs_mask_rate_tau_and_language_shares(registries, tmp_path):
     resolved = load_recipe("mmbert-base", registries=registries, scale="smoke", overrides=[
         "stages.pretrain.steps=40", "stages.mid_training.steps=3", "stages.decay.steps=3",
-        "evaluators=[]", "log_every=1"])
+        "evaluators=[]", "log_every=1", "tokenizer.vocab_size=1024"])
     recipe = resolved.recipe
     final = train(resolved, registries, RunOptions(output=tmp_path / "run", progress=False))
     assert final is not None
