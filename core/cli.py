@@ -50,11 +50,11 @@ def _dump(data: Any, fmt: str) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-def human(n: float, digits: int = 3) -> str:
+def human(n: float) -> str:
     for unit, size in (("P", 1e15), ("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= size:
-            return f"{n / size:.{digits}g}{unit}"
-    return f"{n:.{digits}g}"
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.3g}"
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -142,11 +142,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for s in plan.stages:
         lengths = "→".join(str(x) for x in s.lengths)
         rate = f"{s.mask_rate_start:.2f}" + (f"→{s.mask_rate_end:.2f}" if s.mask_rate_end != s.mask_rate_start else "")
-        rows.append([s.name, f"{s.steps:,}", f"{s.batch_size:,}", lengths, human(s.tokens, 4), f"{s.lr:g}",
+        rows.append([s.name, f"{s.steps:,}", f"{s.batch_size:,}", lengths, human(s.tokens), f"{s.lr:g}",
                      s.lr_schedule, f"{s.masking} {rate}", s.packing,
                      f"{s.global_rope_theta:g}/{s.local_rope_theta:g}", f"{s.flops:.3g}"])
     scale = f" (scale {resolved.scale})" if resolved.scale else ""
-    print(f"{resolved.recipe.metadata.name}{scale}: {plan.total_steps:,} steps, {human(plan.total_tokens, 4)} tokens, "
+    print(f"{resolved.recipe.metadata.name}{scale}: {plan.total_steps:,} steps, {human(plan.total_tokens)} tokens, "
           f"{plan.total_flops:.3g} training FLOPs (estimate)")
     if plan.params:
         print(f"parameters: {human(plan.params['total'])} total, {human(plan.params['layers'])} without embeddings")
