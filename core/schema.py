@@ -162,9 +162,12 @@ class Rope(Strict):
 
 
 class BatchWarmupSpec(Strict):
-    """Batch-size warmup in tokens (ModernBERT, mmBERT): the global batch grows from ``start`` to the stage's
-    ``batch_size`` in equal rises while the first ``tokens`` tokens are seen; each size gets a share of those
-    tokens proportional to it, so each lasts about as many steps (``encoder_recipes.batch_warmup``)."""
+    """Batch-size warmup: the global batch grows from start to the stage's batch_size over its first tokens.
+
+    As ModernBERT and mmBERT do: equal rises, each size getting a share of the
+    warmup tokens proportional to it, so each lasts about as many steps
+    (:mod:`encoder_recipes.batch_warmup`, which follows their code to the token).
+    """
 
     start: PositiveInt = Field(description="global batch (sequences) of the stage's first step; ModernBERT: one "
                                "micro-batch per device (96 × 8 GPUs = 768)")
