@@ -3,7 +3,10 @@
 Every schedule (LR, mask rate, context length) is a pure function of a
 :class:`Clock`, and a clock is a pure function of the global step and the
 plan (see :meth:`encoder_recipes.plan.Plan.clock`), so resuming at step N
-recreates exactly the schedules an uninterrupted run had at step N.
+recreates exactly the schedules an uninterrupted run had at step N. A clock
+from the plan also answers in tokens (:meth:`Clock.tokens`,
+:meth:`Clock.step_at_tokens`) through the plan's
+:class:`~encoder_recipes.timeline.RunTimeline`, for schedules given in tokens.
 """
 
 from __future__ import annotations
