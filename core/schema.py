@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from encoder_recipes.batch_warmup import BatchWarmup
+
 #: ``json_schema_extra`` of a field that does not change what a run trains: it is left out of
 #: :func:`identity` (the recipe hash), so changing it does not block ``--resume``
 NOT_IDENTITY: dict[str, Any] = {"identity": False}
@@ -170,12 +172,36 @@ class Rope(Strict):
     local_theta: float | None = Field(None, gt=0)
 
 
+class BatchWarmupSpec(Strict):
+    """Batch-size warmup: the global batch grows from start to the stage's batch_size over its first tokens.
+
+    As ModernBERT and mmBERT do: equal rises, each size getting a share of the
+    warmup tokens proportional to it, so each lasts about as many steps
+    (:mod:`encoder_recipes.batch_warmup`, which follows their code to the token).
+    """
+
+    start: PositiveInt = Field(description="global batch (sequences) of the stage's first step; ModernBERT: one "
+                               "micro-batch per device (96 × 8 GPUs = 768)")
+    tokens: float = Field(gt=0, description="tokens (padding included) over which the batch rises to batch_size")
+    increment: PositiveInt | None = Field(
+        None, description="sequences each rise adds; None: start (one micro-batch per device, as ModernBERT)"
+    )
+
+
 class Stage(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     context: ComponentRef = Field(description="context-length schedule, e.g. {name: fixed, seq_len: 1024}")
     steps: int | None = Field(None, gt=0, description="optimizer steps (give steps or tokens)")
-    tokens: float | None = Field(None, gt=0, description="tokens incl. padding; steps = tokens / (batch × max seq len)")
-    batch_size: int = Field(gt=0, description="global batch size in sequences")
+    tokens: float | None = Field(
+        None, gt=0, description="tokens incl. padding (batch × seq len per step; a multi-length context counts "
+        "its mean length); the stage lasts until the tokens seen reach it: ceil(tokens / (batch × seq len)) steps, "
+        "counted through batch_warmup's smaller batches when there is one",
+    )
+    batch_size: int = Field(gt=0, description="global batch size in sequences (after batch_warmup)")
+    batch_warmup: BatchWarmupSpec | None = Field(
+        None, description="grow the global batch from batch_warmup.start to batch_size over the stage's first "
+        "batch_warmup.tokens tokens; None: batch_size from the first step",
+    )
     micro_batch_size: PositiveInt | Literal["auto"] | None = Field(
         "auto", description="sequences per device per forward; auto: the largest that fits the GPU's memory "
         "by an estimate of activations (the whole share on CPU); None: the whole share (no accumulation)"
@@ -211,6 +237,12 @@ class Stage(Strict):
     def _steps_or_tokens(self) -> Stage:
         if (self.steps is None) == (self.tokens is None):
             raise ValueError(f"stage {self.name!r} needs exactly one of steps or tokens")
+        if self.batch_warmup is not None:
+            spec = self.batch_warmup
+            try:  # the ramp's own rules (start <= batch_size, sizes in whole increments)
+                BatchWarmup(start=spec.start, end=self.batch_size, tokens=spec.tokens, increment=spec.increment)
+            except ValueError as exc:
+                raise ValueError(f"stage {self.name!r}: batch_warmup: {exc}") from None
         if self.restart_positions and not self.document_isolation:
             # restarting positions while documents still see each other would garble RoPE's relative positions
             raise ValueError(f"stage {self.name!r}: restart_positions needs document_isolation: true")

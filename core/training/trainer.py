@@ -1,8 +1,8 @@
 """The training recipe: ``setup()`` → ``train()`` → ``cleanup()``.
 
 ``train()`` is the whole loop, readable top to bottom. Everything that varies
-with the step — learning rate, masking rate, sequence length, RoPE thetas —
-is a pure function of the global step through the plan's clock, so a run
+with the step — learning rate, masking rate, sequence length, RoPE thetas,
+the global batch under a batch warmup — is a pure function of the global step through the plan's clock, so a run
 resumed at step N continues exactly as an uninterrupted one would.
 """
 
@@ -162,6 +162,12 @@ class Trainer:
         self.metrics.truncate_after(self.step)
         self.bf16 = recipe.precision == "bf16" or (
             recipe.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        for stage in self.plan.stages:
+            uneven = [b for b in stage.batch_sizes if b % self.dist.world]
+            if uneven:  # found now, not at the first such step hours in
+                raise TrainingError(f"stage {stage.name}: global batch {uneven[0]} does not split over "
+                                    f"{self.dist.world} processes; make batch_size (and batch_warmup's start and "
+                                    "increment) multiples of the process count")
         self.micro_batches = {stage.index: self._micro_batch(stage) for stage in self.plan.stages}
 
     def _shard(self) -> tuple[int, int] | None:
@@ -255,7 +261,7 @@ class Trainer:
             steps = []
             for step in range(self.step, end):
                 clock = self.plan.clock(step)
-                steps.append(StepPlan(step, stage.batch_size, context.seq_len(clock), masking.rate(clock),
+                steps.append(StepPlan(step, self.plan.batch_at(step), context.seq_len(clock), masking.rate(clock),
                                       stage.lr * schedule.multiplier(clock)))
             mixture = self._mixture(stage, steps)
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
@@ -306,6 +312,7 @@ class Trainer:
                     self.metrics.write({
                         "step": self.step, "stage": stage.name, "stage_step": self.step - stage.start,
                         "loss": loss, "lr": plan.lr, "mask_rate": plan.mask_rate, "seq_len": plan.seq_len,
+                        "batch_size": plan.batch_size, "tokens_seen": self.plan.timeline.tokens_before(self.step),
                         "global_rope_theta": stage.global_rope_theta, "local_rope_theta": stage.local_rope_theta,
                         "tokens": batch.tokens, "tokens_per_s": tokens / elapsed, "grad_norm": float(grad_norm),
                         "eta_s": elapsed / (self.step - first) * (stage_end - self.step),

@@ -84,6 +84,9 @@ CITED = [
     ("stages.mid_training.batch_size", 4608, "ext:105"),
     ("stages.decay.batch_size", 4608, "decay:103"),
     ("stages.pretrain.lr", 8e-4, "base:66"),
+    ("stages.pretrain.batch_warmup.start", 384, "base:100, base:102: 48 per device × 8 GPUs"),
+    ("stages.pretrain.batch_warmup.tokens", 6e10, "base:99"),
+    ("stages.pretrain.lr_schedule.warmup_tokens", 3e9, "base:76"),
     ("stages.decay.lr_schedule.decay_shape", "1-sqrt", "decay:73"),
     ("stages.decay.lr_schedule.final_ratio", 0.02, "decay:74"),
     ("stages.pretrain.packing", "best_fit", "base:98"),
@@ -115,7 +118,8 @@ def test_plan_reproduces_the_published_token_budgets(recipe):
     for stage, published, seq_len in zip(plan.stages, (2.3e12, 6e11, 1e11), (1024, 8192, 8192)):
         per_step = 4608 * seq_len
         assert published <= stage.tokens < published + per_step, (stage.name, stage.tokens)
-    assert [s.steps for s in plan.stages] == [487_434, 15_895, 2_650]
+    # phase 1: 384 -> 4,608 in rises of 384 over 60B tokens (25,432 steps), then the full batch
+    assert [s.steps for s in plan.stages] == [500_150, 15_895, 2_650]
     assert sum(s.tokens for s in plan.stages) == pytest.approx(3e12, rel=1e-4)
 
 
