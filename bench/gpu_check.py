@@ -13,7 +13,8 @@ One prepared script for one GPU, at most about 8 minutes
 2. **Memory.** The full-size ja-llmjp model (187M parameters, 99,574-token
    vocabulary), bf16 autocast, SDPA, fused AdamW: for each stage, the
    micro-batch ``auto`` picks on this GPU for the stage's per-GPU share on 16
-   GPUs, one training step on random tokens with 30% of positions predicted;
+   GPUs, one training step on random tokens with 30% of positions predicted,
+   through the chunked head loss as the trainer runs it;
    ``torch.cuda.max_memory_allocated`` against
    :func:`encoder_recipes.training.memory.estimated_peak`.
 
@@ -76,7 +77,8 @@ def memory_check(device: str, dry_run: bool) -> list[dict]:
     from encoder_recipes.modeling.build import build_model
     from encoder_recipes.plan import build_plan
     from encoder_recipes.registry import default_registries
-    from encoder_recipes.training.memory import activation_bytes_per_token, micro_batch_for, shape_of, static_bytes
+    from encoder_recipes.modeling.chunked_loss import ChunkedHeadLoss
+    from encoder_recipes.training.memory import estimated_peak, micro_batch_for, shape_of, step_costs
     from encoder_recipes.validation import load_recipe
 
     registries = default_registries()
@@ -94,6 +96,8 @@ def memory_check(device: str, dry_run: bool) -> list[dict]:
         model = build_model(recipe.model, vocab_size=vocab, special_ids={"pad": 0, "cls": 1, "sep": 2, "bos": 1, "eos": 2},
                             attn_implementation="sdpa", seed=0).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=on_gpu)
+        # the module the trainer runs: the chunked head loss when the recipe asks for it (the default)
+        forward = ChunkedHeadLoss(model, recipe.head_loss_chunk_rows) if recipe.head_loss_chunk_rows else model
         choice = micro_batch_for(recipe, stage, gpus=16, memory=memory, vocab_size=vocab)
         micro = min(choice.micro, 2) if dry_run else choice.micro
         seq_len = min(choice.seq_len, 256) if dry_run else choice.seq_len
@@ -106,7 +110,7 @@ def memory_check(device: str, dry_run: bool) -> list[dict]:
         try:
             for _ in range(2):  # the second step has AdamW's state allocated, as every later step does
                 with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=on_gpu):
-                    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
+                    out = forward(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
                 out.loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -115,14 +119,13 @@ def memory_check(device: str, dry_run: bool) -> list[dict]:
                 row["measured_gb"] = torch.cuda.max_memory_allocated() / 1e9
         except torch.OutOfMemoryError as exc:
             row["error"] = f"out of memory: {str(exc)[:300]}"
-        shape = shape_of(recipe.model, vocab)
-        per_token = activation_bytes_per_token(shape, seq_len=seq_len, mask_rate=0.3)
-        row["estimated_gb"] = (static_bytes(shape) + micro * seq_len * per_token) / 1e9
+        per_token, static = step_costs(recipe, stage, shape_of(recipe.model, vocab), seq_len=seq_len)
+        row["estimated_gb"] = estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token, static=static) / 1e9
         row["device_gb"] = memory / 1e9
         if "measured_gb" in row:
             row["measured_over_estimate"] = row["measured_gb"] / row["estimated_gb"]
         rows.append(row)
-        del model, optimizer, out
+        del model, forward, optimizer, out
     return rows
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -140,8 +141,26 @@ def kinds_markdown() -> list[str]:
             abstract = " *(abstract)*" if getattr(method, "__isabstractmethod__", False) else ""
             signature = str(inspect.signature(method)).replace("'", "")
             lines.append(f"- `{name}{signature}`{abstract}: {doc}")
+        for name, value, doc in _engine_attributes(base):
+            lines.append(f"- `{name} = {value!r}` (class attribute): {doc}")
         lines.append("")
     return lines
+
+
+def _engine_attributes(base: type) -> list[tuple[str, Any, str]]:
+    """The class attributes the engine reads that ``base`` declares with a ``#:`` comment above them
+    (``needs_words``, ``shardable``): name, default and the comment."""
+    found, comment = [], []
+    for line in inspect.getsource(base).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            comment.append(stripped[2:].strip())
+            continue
+        match = re.match(r"(\w+): ClassVar\[", stripped)
+        if match and comment and not match.group(1).startswith("_"):
+            found.append((match.group(1), vars(base)[match.group(1)], " ".join(comment)))
+        comment = []
+    return found
 
 
 def _engine_methods(base: type) -> list[tuple[str, Any]]:
@@ -186,7 +205,7 @@ def hooks_markdown() -> str:
         "  built with validated params. The engine calls only the methods listed for its kind, with the",
         "  arguments they declare (`tests/test_outside_plugin.py` trains a step with an outside plugin",
         "  of every kind whose methods copy these signatures). Methods with a default on the base class",
-        "  (`scaled`, `check`, `segmenter_name`, `planned_vocab_size`) need overriding only when the",
+        "  (`scaled`, `check`, `segmenter_name`, `planned_vocab_size`, `learns_from_texts`) need overriding only when the",
         "  default does not fit. The engine never reads a component's params by name.",
         "- **Processes.** Maskings are sent to the data worker process by pickling: define components",
         "  at module level in an importable module.",

@@ -21,7 +21,11 @@ def normalise(name: str) -> str:
 
 def hint(name: str, known: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` when a known name is close to ``name``, else ``""``."""
-    suggestion = did_you_mean(name, known)
+    return suggestion_hint(did_you_mean(name, known))
+
+
+def suggestion_hint(suggestion: str | None) -> str:
+    """``" (did you mean 'x'?)"`` for a suggestion already found, ``""`` for None: the one wording."""
     return f" (did you mean {suggestion!r}?)" if suggestion else ""
 
 

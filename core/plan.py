@@ -59,6 +59,8 @@ class Plan:
     total_tokens: float
     total_flops: float
     params: dict[str, int] = field(default_factory=dict)
+    #: the vocabulary the counts use (the model's, else what the tokenizer plans); 0 when unknown before training
+    vocab_size: int = 0
     timeline: RunTimeline | None = field(default=None, repr=False, compare=False)
 
     def stage_at(self, step: int) -> StagePlan:
@@ -159,7 +161,7 @@ def build_plan(recipe: Recipe, registries: Registries, vocab_size: int | None = 
         ))
         start += steps
     plan = Plan(stages, start, sum(s.tokens for s in stages), 0.0, count_params(recipe.model, vocab) if vocab else {},
-                timeline=RunTimeline(timelines))
+                vocab, timeline=RunTimeline(timelines))
     # Mask rates and LR warmups need the run-wide clock (a curriculum may span stages), so fill them in after.
     for stage_plan, stage in zip(plan.stages, recipe.stages):
         masking = resolved.component(registries, "masking", stage.masking)

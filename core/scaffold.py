@@ -42,30 +42,17 @@ if TYPE_CHECKING:
 
 
 #: Starter fill-mask probes in any language that writes Arabic digits; the
-#: author replaces them with sentences of the language.
+#: author replaces them with sentences of the language (the scaffold knows none).
 NUMBER_PROBES: list[dict] = [
     {"text": "1, 2, 3, 4, {mask}, 6", "answers": ["5"]},
     {"text": "2, 4, 6, 8, {mask}, 12", "answers": ["10"]},
     {"text": "10, 20, 30, {mask}, 50", "answers": ["40"]},
 ]
 
-#: Sentence probes for languages the scaffold can write a few sentences in.
-SENTENCE_PROBES: dict[str, list[dict]] = {
-    "en": [
-        {"text": "The capital of France is {mask}.", "answers": ["Paris"]},
-        {"text": "There are seven days in a {mask}.", "answers": ["week"]},
-        {"text": "Water freezes at zero degrees {mask}.", "answers": ["Celsius"]},
-    ],
-}
-
-#: A sentence of the language and the words its starter segmenter must find
-#: (the generated segmenter test); languages not listed get a neutral one.
-SEGMENTER_EXAMPLES: dict[str, tuple[str, list[str]]] = {
-    "en": ("The quick brown fox\tjumps over\nthe lazy dog.",
-           ["The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog."]),
-}
-_SPACED_EXAMPLE = ("alpha beta\tgamma\n  delta 42", ["alpha", "beta", "gamma", "delta", "42"])
-_UNSPACED_EXAMPLE = ("abc 12\u3000\u5929\u6c17", ["abc", "12", "\u5929", "\u6c17"])
+#: The text and words of the generated segmenter test, by script kind: neutral
+#: words, since the scaffold knows no language; the author swaps in a sentence.
+SPACED_EXAMPLE = ("alpha beta\tgamma\n  delta 42", ["alpha", "beta", "gamma", "delta", "42"])
+UNSPACED_EXAMPLE = ("abc 12\u3000\u5929\u6c17", ["abc", "12", "\u5929", "\u6c17"])
 
 _LANG = re.compile(r"^[a-z]{2,3}$")
 _DIST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -139,8 +126,8 @@ def _trains_tokenizer(name: str, registries: Registries) -> bool:
     from encoder_recipes.validation import load_recipe
 
     try:
-        tokenizer = load_recipe(name, registries=registries).recipe.tokenizer.name
-        return "vocab_size" in registries.component("tokenizer", tokenizer).Params.model_fields
+        resolved = load_recipe(name, registries=registries)
+        return resolved.component(registries, "tokenizer", resolved.recipe.tokenizer).learns_from_texts()
     except (RecipeError, RegistryError, KeyError):
         return False
 
@@ -193,7 +180,7 @@ def new_plugin(
 
     spaced = not (is_unspaced(lang, registries) if unspaced is None else unspaced)
     has_sample = corpus_for_language(lang, registries) is not None
-    example_text, example_words = SEGMENTER_EXAMPLES.get(lang, _SPACED_EXAMPLE if spaced else _UNSPACED_EXAMPLE)
+    example_text, example_words = SPACED_EXAMPLE if spaced else UNSPACED_EXAMPLE
     values = {
         "lang": lang,
         "dist_name": names.dist_name,
@@ -205,7 +192,7 @@ def new_plugin(
         "extends_description": parent_recipe.metadata.description,
         "host_version": __version__,
         "description": f"Starter recipe for '{lang}': {parent}'s model, tokenizer and stages, on {lang} data",
-        "probes": _python_list(SENTENCE_PROBES.get(lang, []) + NUMBER_PROBES, indent=4),
+        "probes": _python_list(NUMBER_PROBES, indent=4),
         "example_text": json.dumps(example_text, ensure_ascii=False),
         "example_words": json.dumps(example_words, ensure_ascii=False),
         "segmenter_kind": "whitespace" if spaced else "character",
@@ -263,10 +250,11 @@ def _parent_recipe(parent: str, lang: str, registries: Registries):
         raise ScaffoldError(f"--extends {parent!r} is not a registered recipe; registered: "
                             f"{', '.join(registries.recipes.names()) or 'none'}")
     try:
-        recipe = load_recipe(parent, registries=registries).recipe
+        resolved = load_recipe(parent, registries=registries)
     except RecipeError as exc:
         raise ScaffoldError(f"the recipe {parent!r} does not validate, so it cannot be extended:\n{exc}") from None
-    trains_tokenizer = "vocab_size" in registries.component("tokenizer", recipe.tokenizer.name).Params.model_fields
+    recipe = resolved.recipe
+    trains_tokenizer = resolved.component(registries, "tokenizer", recipe.tokenizer).learns_from_texts()
     if not trains_tokenizer and recipe.metadata.language != lang:
         raise ScaffoldError(
             f"{parent!r} loads a pretrained {recipe.metadata.language!r} tokenizer, which a recipe extending it "

@@ -132,6 +132,18 @@ class Data(Strict):
         "`dataset:` split by node) instead of all reading everything; gives up the exact equality of N "
         "processes with one"
     )
+    store: str | None = Field(
+        None, description="train from the store `encoder-recipes prepare` wrote (a folder or object-store URL): "
+        "each rank reads, packs and masks only its own rows, with the store's tokenizer; null: tokenise on the fly. "
+        "Where the store lives does not count in the recipe's identity (a moved store resumes); what it holds is "
+        "checked against the recipe and tokenizer",
+        json_schema_extra=NOT_IDENTITY,
+    )
+    store_mask_group: int = Field(
+        1, gt=0, description="with a store: consecutive rows masked by one call (1: per row, exact for every "
+        "process count; 8-16 are several times faster and stay exact while each rank's share of the batch is "
+        "whole groups)",
+    )
 
     @model_validator(mode="after")
     def _mixture_names(self) -> Data:
@@ -141,6 +153,9 @@ class Data(Strict):
             raise ValueError(f"mixture names unknown sources {unknown}; sources are {sorted(names)}")
         if any(w < 0 for w in self.mixture.values()):
             raise ValueError("mixture weights must be >= 0")
+        if self.store and self.shard_by_rank:
+            raise ValueError("data.shard_by_rank applies to tokenising on the fly; a store (data.store) is always "
+                             "read by rank: drop one of them")
         return self
 
 
@@ -300,14 +315,20 @@ class Recipe(Strict):
     activation_checkpointing: bool = Field(
         False, description="recompute each layer in the backward pass: less activation memory, about a third more compute"
     )
+    head_loss_chunk_rows: int | None = Field(
+        4096, gt=0, description="with sparse prediction, the MLM head's logits and loss are computed this many "
+        "predicted rows at a time and recomputed in the backward pass, so a large vocabulary's logits never exist "
+        "whole (batches with fewer rows run unchunked); None: the model's own unchunked loss"
+    )
     distributed_timeout_s: float = Field(
         7200, gt=0, description="seconds a process waits in a collective for the others (rank 0 training the "
         "tokenizer or evaluating) before the job fails; longer than the longest evaluation"
     )
     data_workers: int = Field(
-        1, ge=0, le=1, description="data worker processes per rank making batches ahead of the model: 1, or 0 to "
-        "make them in the training process. A count bounded to 1 for now: one worker keeps up with the model "
-        "(bench/RESULTS.md: +1% over the model alone) and keeps the stream's exact per-step state for checkpoints",
+        1, ge=0, description="data worker processes per rank making batches ahead of the model (0: in the "
+        "training process). On the fly at most 1: one worker keeps up with the model at small scale "
+        "(bench/RESULTS.md: +1% over the model alone) and its stream state is sequential; with data.store any "
+        "number, worker w of W making steps w, w+W, ...",
         json_schema_extra=NOT_IDENTITY,
     )
     prefetch: int = Field(4, gt=0, description="batches the data worker may make ahead", json_schema_extra=NOT_IDENTITY)
@@ -324,6 +345,13 @@ class Recipe(Strict):
         description="named offline scales; `--scale smoke` applies scales.smoke",
         json_schema_extra=NOT_IDENTITY,
     )
+
+    @model_validator(mode="after")
+    def _workers_for_the_data_path(self) -> Recipe:
+        if self.data_workers > 1 and not self.data.store:
+            raise ValueError(f"data_workers: {self.data_workers} needs data.store (a prepared store); tokenising "
+                             "on the fly takes 0 or 1")
+        return self
 
 
 def identity(value: Any) -> Any:

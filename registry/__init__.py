@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from encoder_recipes.components.base import Component
 from encoder_recipes.components.kinds import KINDS
-from encoder_recipes.names import did_you_mean, normalise
+from encoder_recipes.names import did_you_mean, normalise, suggestion_hint
 from encoder_recipes.plugin_manager import LoadedPlugins, PluginFailure, load_plugins
 from encoder_recipes.recipe_files import RecipeError, read_recipe_name
 
@@ -41,8 +41,7 @@ class UnknownNameError(RegistryError, KeyError):
 
     @property
     def message(self) -> str:
-        hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
-        return f"unknown {self.kind} {self.name!r}{hint}; known: {', '.join(self.known) or 'none'}"
+        return f"unknown {self.kind} {self.name!r}{suggestion_hint(self.suggestion)}; known: {', '.join(self.known) or 'none'}"
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message
         return self.message

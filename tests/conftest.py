@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as md
+import inspect
 import sys
 import textwrap
 from pathlib import Path
@@ -83,3 +85,26 @@ def recipe_file():
         return path
 
     return write
+
+
+#: standard-library modules whose docstrings make the tests' small real corpus
+STDLIB_MODULES = ["os", "json", "argparse", "collections", "functools", "itertools", "pathlib", "re", "subprocess",
+                  "typing", "email", "logging", "unittest", "asyncio", "datetime", "decimal", "fractions",
+                  "statistics", "random", "string", "textwrap", "shutil", "tarfile", "zipfile", "csv", "sqlite3",
+                  "threading"]
+
+
+@pytest.fixture(scope="session")
+def stdlib_docstrings() -> list[str]:
+    """A small real corpus: the standard library's docstrings of 80+ characters, one line each, sorted.
+
+    Text an installed package ships (CPython's own), so tests need no download
+    and no fetched sample corpus.
+    """
+    texts = []
+    for name in STDLIB_MODULES:
+        for _, obj in inspect.getmembers(importlib.import_module(name)):
+            doc = inspect.getdoc(obj)
+            if doc and len(doc) >= 80:
+                texts.append(" ".join(doc.split()))
+    return sorted(set(texts))

@@ -128,11 +128,26 @@ class Tokenizer(Component):
         parameters with it); None when only building tells."""
         return None
 
+    def learns_from_texts(self) -> bool:
+        """Whether :meth:`build` learns its vocabulary from ``texts`` (True) or loads a fixed one.
+
+        A recipe whose tokenizer learns suits any language, so ``new-plugin``
+        may start a new language from it; one that loads another language's
+        vocabulary cannot be swapped out by ``extends``. The default, False,
+        is the safe answer for a tokenizer that does not say.
+        """
+        return False
+
 
 class Evaluator(Component):
     """Scores a masked-LM model and returns named metrics."""
 
     kind: ClassVar[str] = "evaluator"
+    #: True when :meth:`evaluate` scores only this rank's share of its examples
+    #: (``context.shard(n)``) and sums across ranks with ``context.all_sum``, so in a
+    #: multi-process run every rank runs it and the main rank's result is kept. False
+    #: (the default): the main rank alone runs it while the others wait.
+    shardable: ClassVar[bool] = False
 
     @abstractmethod
     def evaluate(self, *, model: Any, tokenizer: Any, context: Any) -> dict[str, Any]:
@@ -140,7 +155,8 @@ class Evaluator(Component):
 
         :param model: a transformers masked-LM model, in eval mode, on ``context.device``.
         :param tokenizer: the run's tokenizer.
-        :param context: an :class:`~encoder_recipes.evaluation.context.EvalContext`.
+        :param context: an :class:`~encoder_recipes.evaluation.context.EvalContext`; with
+            :attr:`shardable`, its ``shard`` and ``all_sum`` divide the work among the ranks.
         """
 
 

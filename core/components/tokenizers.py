@@ -130,6 +130,9 @@ class _TrainedTokenizer(TokenizerComponent):
     def scaled(self, scaling: Scaling) -> dict[str, Any]:
         return {**super().scaled(scaling), "vocab_size": scaling.vocab_size}
 
+    def learns_from_texts(self) -> bool:
+        return True
+
     def planned_vocab_size(self) -> int | None:
         if self.params.vocab_size is None:
             return None

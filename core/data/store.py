@@ -129,10 +129,11 @@ class Store:
     def check(self, *, tokenizer: Any, identity: dict[str, Any]) -> None:
         """Refuse a store made with another tokenizer, from other data, or without the word flags needed.
 
-        :param tokenizer: the run's tokenizer.
+        :param tokenizer: the run's tokenizer (None: the run will take the store's own).
         :param identity: :func:`~encoder_recipes.data.prepare.store_identity` of the run's recipe.
         """
-        stored_hash, run_hash = self.index["tokenizer_sha256"], tokenizer_hash(tokenizer)
+        stored_hash = self.index["tokenizer_sha256"]
+        run_hash = stored_hash if tokenizer is None else tokenizer_hash(tokenizer)
         if stored_hash != run_hash:
             raise StoreError(f"store {self.location} was made with another tokenizer (sha256 {stored_hash[:12]}…, "
                              f"the run's is {run_hash[:12]}…); train with the store's tokenizer "

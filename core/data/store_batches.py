@@ -180,6 +180,21 @@ class RankSteps(torch.utils.data.IterableDataset):
                 yield make_rank_batch(self.spec, store, planner.names, step, sequences, rate, special)
 
 
+def _init_data_worker(worker: int) -> None:
+    """A data worker leaves the cores to the model and shutdown to the trainer.
+
+    A terminal's Ctrl-C and a scheduler's SIGTERM reach the whole process
+    group: a worker that died of them would fail the trainer's step before it
+    wrote its stop checkpoint. The loader's own watchdog ends a worker whose
+    trainer is gone.
+    """
+    import signal
+
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class StoreBatches:
     """The trainer-facing stream: ``next(step=…)`` gives this rank's batch, ``state_after`` the plan's state.
 
@@ -194,7 +209,8 @@ class StoreBatches:
         self._states: dict[int, dict[str, Any]] = {}
         loader = torch.utils.data.DataLoader(RankSteps(spec, steps), batch_size=None, num_workers=workers,
                                              prefetch_factor=prefetch if workers else None,
-                                             persistent_workers=False, multiprocessing_context="spawn" if workers else None)
+                                             persistent_workers=False, multiprocessing_context="spawn" if workers else None,
+                                             worker_init_fn=_init_data_worker if workers else None)
         self._iter = iter(loader)
         self._index = 0
 

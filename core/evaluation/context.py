@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from encoder_recipes.schema import EvalDefaults
+from encoder_recipes.training.distributed import Dist
 
 _DEFAULTS = EvalDefaults()  # the schema holds the defaults; an evaluator outside training gets these
 
@@ -44,6 +45,17 @@ class EvalContext:
     out_dir: Path | None = None
     registries: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the ranks a shardable evaluator shares its examples among (one process: rank 0 of 1)
+    dist: Dist = field(default_factory=Dist)
+
+    def shard(self, n: int) -> range:
+        """The indices of ``n`` examples this rank scores: every ``world``-th from its rank, so
+        the ranks' shares differ by one example at most and together are all ``n``."""
+        return range(self.dist.rank, n, self.dist.world)
+
+    def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over the ranks (in place, on the training device); itself in one process."""
+        return self.dist.sum(tensor) if self.dist.enabled else tensor
 
     def save_details(self, evaluator: str, data: dict[str, Any]) -> Path | None:
         """Write an evaluator's bulky output to ``<out_dir>/eval/details/<evaluator>_step_N.json``.

@@ -76,6 +76,7 @@ class MLMEvaluator(Evaluator):
     ``gain`` = unigram_loss − loss)."""
 
     name: ClassVar[str] = "mlm"
+    shardable: ClassVar[bool] = True
 
     class Params(Params):
         num_sequences: int = Field(64, gt=0, description="validation sequences scored")
@@ -99,33 +100,41 @@ class MLMEvaluator(Evaluator):
                                 context.packing, tokenizer.cls_token_id, tokenizer.sep_token_id)
         # the same seed at every evaluation: scores at different steps mask the same positions
         maker = BatchMaker(stream, masking, tokenizer, seed=context.seed)
-        total_loss, total_correct, total = 0.0, 0, 0
-        remaining, index = self.params.num_sequences, 0
+        full, rest = divmod(self.params.num_sequences, self.params.batch_size)
+        sizes = [self.params.batch_size] * full + ([rest] if rest else [])
+        mine = set(context.shard(len(sizes)))
+        # summed on the device (no host sync per batch), then over the ranks: loss, correct, targets
+        sums = torch.zeros(3, dtype=torch.float64, device=context.device)
         with torch.no_grad():
-            while remaining > 0:
-                n = min(self.params.batch_size, remaining)
+            for index, n in enumerate(sizes):
+                # every rank draws every batch (the stream is sequential), and scores only its own
                 batch = maker.next(step=index, batch_size=n, seq_len=seq_len, rate=rate)
-                remaining, index = remaining - n, index + 1
+                if index not in mine:
+                    continue
                 labels = batch.labels.to(context.device)
                 out = model(input_ids=batch.input_ids.to(context.device),
                             attention_mask=batch.attention_mask.to(context.device), labels=labels)
                 targets = labels[labels != -100]
-                logits = out.logits if out.logits.dim() == 2 else out.logits[labels != -100]
                 if targets.numel() == 0:
                     continue
-                total_loss += float(torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum"))
-                total_correct += int((logits.argmax(-1) == targets).sum())
-                total += targets.numel()
+                logits = out.logits if out.logits.dim() == 2 else out.logits[labels != -100]
+                sums[0] += torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum").double()
+                sums[1] += (logits.argmax(-1) == targets).sum()
+                sums[2] += targets.numel()
+        total_loss, total_correct, total = context.all_sum(sums).tolist()
+        total_correct, total = int(total_correct), int(total)
         loss = total_loss / max(total, 1)
+        scores = {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "accuracy": total_correct / max(total, 1),
+                  "masked_tokens": total, "seq_len": seq_len, "mask_rate": rate}
+        if not context.dist.main:
+            return scores  # only the main rank's scores are kept: the baseline is counted there alone
         reference = None
         if context.train_documents is not None:
             if not (_TRAIN_COUNTS and _TRAIN_COUNTS[0][0] is tokenizer):
                 _TRAIN_COUNTS[:] = [(tokenizer, token_counts(context.train_documents(), tokenizer))]
             reference = _TRAIN_COUNTS[0][1]
         baseline = unigram_loss(context.documents(), tokenizer, reference)
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "accuracy": total_correct / max(total, 1),
-                "unigram_loss": baseline, "gain": baseline - loss,
-                "masked_tokens": total, "seq_len": seq_len, "mask_rate": rate}
+        return {**scores, "unigram_loss": baseline, "gain": baseline - loss}
 
 
 class _Endless:

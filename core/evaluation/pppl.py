@@ -90,6 +90,7 @@ class PseudoPerplexityEvaluator(Evaluator):
     """Pseudo-perplexity by length bin: single-token masking at sampled positions (001 §3.5, llm-jp's adaptation of NeoBERT)."""
 
     name: ClassVar[str] = "pppl"
+    shardable: ClassVar[bool] = True
 
     class Params(Params):
         bins: list[tuple[int, int]] | None = Field(
@@ -143,15 +144,21 @@ class PseudoPerplexityEvaluator(Evaluator):
             if not seqs:
                 results[f"{label}/note"] = "skipped: no sequence of this length in the documents"
                 continue
-            losses, rows = [], []
-            for ids in seqs:
+            # per sequence: its loss sum and number of positions, each rank filling its own share
+            sums = torch.zeros(len(seqs), 2, dtype=torch.float64, device=context.device)
+            mine = set(context.shard(len(seqs)))
+            for j, ids in enumerate(seqs):
                 inner = range(1, len(ids) - 1)
+                # every rank draws every sequence's positions, so the random stream stays the same
                 chosen = list(inner) if p.mode == "all" else [rng.choice(inner) for _ in range(p.positions)]
+                if j not in mine:
+                    continue
                 seq_losses = masked_position_losses(model, ids, chosen, mask_token_id=tokenizer.mask_token_id,
                                                     batch_size=p.batch_size, device=context.device)
-                losses.extend(seq_losses)
-                rows.append({"length": len(ids), "pppl": _exp(sum(seq_losses) / len(seq_losses))})
-            results[label] = _exp(sum(losses) / len(losses))
+                sums[j, 0], sums[j, 1] = math.fsum(seq_losses), len(seq_losses)
+            per_seq = context.all_sum(sums).tolist()
+            rows = [{"length": len(ids), "pppl": _exp(total / count)} for ids, (total, count) in zip(seqs, per_seq)]
+            results[label] = _exp(math.fsum(t for t, _ in per_seq) / sum(c for _, c in per_seq))
             results[f"{label}/sequences"] = len(seqs)
             results[f"{label}/mean_length"] = sum(r["length"] for r in rows) / len(rows)
             results[f"{label}/mean_sequence_pppl"] = sum(r["pppl"] for r in rows) / len(rows)

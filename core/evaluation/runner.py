@@ -2,6 +2,10 @@
 
 Evaluators see the model as training runs it: the same attention backend (the
 model is the trainer's) and the same bf16 autocast when training uses it.
+Every rank calls :func:`run_evaluators`: a ``shardable`` evaluator runs on
+each, scoring its share of the examples and summing through the trainer's
+:class:`~encoder_recipes.training.distributed.Dist`; any other runs on the main
+rank alone. Only the main rank writes, and its results are the ones kept.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def eval_context(trainer: Any, stage: Any, step: int) -> EvalContext:
         train_documents=train_documents,
         seq_len=context_schedule.seq_len(clock), packing=spec.packing, masking=masking,
         mask_rate=masking.rate(clock), segmenter=trainer.segmenter, seed=recipe.seed, step=step,
-        out_dir=trainer.out, registries=trainer.registries,
+        out_dir=trainer.out if trainer.dist.main else None, registries=trainer.registries, dist=trainer.dist,
     )
 
 
@@ -48,9 +52,13 @@ def run_evaluators(refs: list, *, trainer: Any, stage: Any, step: int) -> dict[s
     autocast = torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.bf16)
     for ref in refs:
         evaluator = trainer.resolved.component(trainer.registries, "evaluator", ref)
+        if not (trainer.dist.main or evaluator.shardable):
+            continue
         with autocast:
             scores = evaluator.evaluate(model=trainer.model, tokenizer=trainer.tokenizer, context=context)
         results.update({f"{ref.name}/{k}": v for k, v in scores.items() if isinstance(v, (int, float, str))})
+    if not trainer.dist.main:
+        return results
     folder = trainer.out / "eval"
     folder.mkdir(exist_ok=True)
     (folder / f"step_{step:08d}.json").write_text(

@@ -15,6 +15,13 @@ gradient), and with SDPA the dense attention masks transformers builds. It is
 multiplied by :data:`SAFETY` for what it does not count (allocator
 fragmentation, workspaces, casts). ``bench/gpu_check.py`` measures the real
 peak against it on a GPU.
+
+The head's logits are the one term that grows with the vocabulary: about 10
+bytes per vocabulary entry per predicted token, so for ja-llmjp (99,574
+tokens, 30% predicted) some 300 KB a token, 30% of its per-token cost and
+about 20 GB at its micro-batch of 52 × 1,024. With ``head_loss_chunk_rows``
+(the default, :mod:`encoder_recipes.modeling.chunked_loss`) no logits are kept
+per token; one chunk's, :func:`head_chunk_bytes`, is counted once instead.
 """
 
 from __future__ import annotations
@@ -45,13 +52,16 @@ class Shape:
 
 
 def activation_bytes_per_token(shape: Shape, *, seq_len: int, mask_rate: float, bf16: bool = True,
-                               flash_attention: bool = False, checkpointing: bool = False) -> float:
+                               flash_attention: bool = False, checkpointing: bool = False,
+                               head_chunked: bool = False) -> float:
     """Bytes of activations kept for the backward pass, per token of a micro-batch (times :data:`SAFETY`).
 
     :param seq_len: the micro-batch's sequence length (SDPA's dense masks grow with it).
     :param mask_rate: share of tokens that go through the head when prediction is sparse.
     :param checkpointing: activation checkpointing: each layer keeps only its input, and
         one layer's activations exist at a time while it is recomputed.
+    :param head_chunked: the head's loss runs in chunks of rows (``head_loss_chunk_rows``):
+        no logits are kept per token; one chunk's cost is :func:`head_chunk_bytes`, once.
     """
     h, inter = shape.hidden_size, shape.intermediate_size
     low = 2 if bf16 else 4  # matmul inputs and outputs under autocast
@@ -63,11 +73,27 @@ def activation_bytes_per_token(shape: Shape, *, seq_len: int, mask_rate: float, 
     layers = 4 * h * shape.num_layers + layer if checkpointing else layer * shape.num_layers
     predicted = mask_rate if shape.sparse_prediction else 1.0
     # head: dense + norm on h, then logits (bf16) and fp32 log-softmax and its gradient for the loss
-    head = predicted * (4 * h + low * h + (low + 4 + 4) * shape.vocab_size)
+    logits = 0 if head_chunked else _logit_bytes(low) * shape.vocab_size
+    head = predicted * (4 * h + low * h + logits)
     # SDPA gets two dense (L × L) masks per sequence (global and sliding window); FA2 gets none
     masks = 0 if flash_attention else 2 * low * seq_len
     embeddings = 4 * h * 2
     return SAFETY * (layers + head + masks + embeddings)
+
+
+def _logit_bytes(low: int) -> int:
+    """Bytes per vocabulary entry of one predicted row: its logit (bf16), the fp32 log-softmax and its gradient."""
+    return low + 4 + 4
+
+
+def head_chunk_bytes(shape: Shape, chunk_rows: int, *, bf16: bool = True) -> float:
+    """Bytes of one chunk's logits while the chunked head loss computes or recomputes it (times :data:`SAFETY`).
+
+    A fixed cost, whatever the micro-batch: ja-llmjp's 99,574-token vocabulary in
+    chunks of 4,096 rows takes about 5 GB, where its micro-batch of 52 × 1,024
+    tokens at a 30% rate would keep about 20 GB of logits unchunked.
+    """
+    return SAFETY * chunk_rows * _logit_bytes(2 if bf16 else 4) * shape.vocab_size
 
 
 def static_bytes(shape: Shape) -> float:
@@ -114,6 +140,17 @@ def shape_of(model, vocab_size: int) -> Shape:
                  count_params(model, vocab_size)["total"], model.sparse_prediction)
 
 
+def step_costs(recipe, stage, shape: Shape, *, seq_len: int, bf16: bool = True,
+           flash_attention: bool = False) -> tuple[float, float]:
+    """(bytes per token, fixed bytes) of a stage's step: activations at its highest mask rate, and
+    weights with optimizer state plus, with the chunked head loss, one chunk's logits."""
+    chunk = recipe.head_loss_chunk_rows if shape.sparse_prediction else None
+    per_token = activation_bytes_per_token(
+        shape, seq_len=seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end), bf16=bf16,
+        flash_attention=flash_attention, checkpointing=recipe.activation_checkpointing, head_chunked=bool(chunk))
+    return per_token, static_bytes(shape) + (head_chunk_bytes(shape, chunk, bf16=bf16) if chunk else 0.0)
+
+
 def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int, bf16: bool = True,
                     flash_attention: bool = False) -> MicroBatch:
     """The micro-batch for a stage (a :class:`~encoder_recipes.plan.StagePlan`) on ``gpus`` devices of ``memory`` bytes.
@@ -123,13 +160,28 @@ def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
     shape = shape_of(recipe.model, vocab_size)
     share = max(1, stage.batch_size // gpus)
     seq_len = max(stage.lengths)
-    per_token = activation_bytes_per_token(
-        shape, seq_len=seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end), bf16=bf16,
-        flash_attention=flash_attention, checkpointing=recipe.activation_checkpointing)
-    static = static_bytes(shape)
+    per_token, static = step_costs(recipe, stage, shape, seq_len=seq_len, bf16=bf16, flash_attention=flash_attention)
     micro = pick_micro_batch(share=share, seq_len=seq_len, per_token=per_token, static=static, memory=memory)
     return MicroBatch(micro, share, seq_len, estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token,
                                                             static=static), memory)
+
+
+def micro_batch_size(recipe, stage, *, gpus: int, memory: float | None, vocab_size: int,
+                     flash_attention: bool = False) -> MicroBatch:
+    """What the trainer runs: the stage's ``micro_batch_size`` on one of ``gpus`` ranks.
+
+    ``None`` is the rank's whole share, a number is capped at the share, and
+    ``auto`` is :func:`micro_batch_for` on a device of ``memory`` bytes (the
+    whole share where ``memory`` is None: a CPU run has no device figure).
+    The returned ``peak`` is 0 when no estimate was made.
+    """
+    share = max(1, stage.batch_size // gpus)
+    chosen = recipe.stages[stage.index].micro_batch_size
+    if chosen == "auto" and memory is not None:
+        return micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab_size,
+                               flash_attention=flash_attention)
+    micro = share if chosen is None or chosen == "auto" else min(chosen, share)
+    return MicroBatch(micro, share, max(stage.lengths), 0.0, memory or 0.0)
 
 
 def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
@@ -137,21 +189,20 @@ def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
     if gpu not in GPU_MEMORY:
         raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPU_MEMORY)}")
     memory = GPU_MEMORY[gpu]
-    vocab = recipe.model.vocab_size or recipe.tokenizer.params.get("vocab_size") or 0
+    vocab = plan.vocab_size  # the tokenizer component's own answer, asked by the plan
+    chunked = recipe.model.sparse_prediction and recipe.head_loss_chunk_rows
     lines = [f"on {gpus} × {gpu} ({memory / 1e9:.0f} GB), bf16, SDPA"
-             + (", activation checkpointing" if recipe.activation_checkpointing else "") + ":"]
+             + (", activation checkpointing" if recipe.activation_checkpointing else "")
+             + (f", head loss in chunks of {recipe.head_loss_chunk_rows} rows" if chunked else "") + ":"]
     for stage in plan.stages:
         chosen = recipe.stages[stage.index].micro_batch_size
         if stage.batch_size % gpus:
             lines.append(f"  {stage.name}: batch {stage.batch_size} does not divide over {gpus} GPUs")
             continue
         auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab)
-        micro = auto.share if chosen is None else auto.micro if chosen == "auto" else min(chosen, auto.share)
-        shape = shape_of(recipe.model, vocab)
-        per_token = activation_bytes_per_token(
-            shape, seq_len=auto.seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end),
-            checkpointing=recipe.activation_checkpointing)
-        peak = estimated_peak(micro=micro, seq_len=auto.seq_len, per_token=per_token, static=static_bytes(shape))
+        micro = micro_batch_size(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab).micro
+        per_token, static = step_costs(recipe, stage, shape_of(recipe.model, vocab), seq_len=auto.seq_len)
+        peak = estimated_peak(micro=micro, seq_len=auto.seq_len, per_token=per_token, static=static)
         verdict = "fits" if peak <= memory * USABLE else "DOES NOT FIT"
         lines.append(f"  {stage.name}: {auto.share} sequences × {auto.seq_len} per GPU → micro-batch {micro} "
                      f"({'auto' if chosen == 'auto' else chosen or 'whole share'}), "

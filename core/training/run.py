@@ -24,6 +24,7 @@ def ensure_sample_data(resolved, registries=None) -> None:
 def run_from_args(args: argparse.Namespace) -> int:
     from encoder_recipes.data.samples import SampleCorpusUnavailable
     from encoder_recipes.data.sources import DataSourceError
+    from encoder_recipes.data.store_format import StoreError
     from encoder_recipes.training.checkpoint import CheckpointError
     from encoder_recipes.training.trainer import RunOptions, StopRequested, TrainingError, default_output, train
 
@@ -36,7 +37,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                                                         allow_config_change=args.allow_config_change,
                                                         device=args.device, max_steps=args.max_steps,
                                                         overwrite=args.overwrite))
-    except (TrainingError, SampleCorpusUnavailable, DataSourceError, CheckpointError) as exc:
+    except (TrainingError, SampleCorpusUnavailable, DataSourceError, CheckpointError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, StopRequested) as exc:

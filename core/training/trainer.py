@@ -25,9 +25,11 @@ import torch
 import yaml
 
 from encoder_recipes import __version__
+from encoder_recipes.data import store_run
 from encoder_recipes.data.mixture import stream_positions
 from encoder_recipes.data.sources import DocumentStream, require_documents, tokenizer_texts
 from encoder_recipes.modeling.build import build_model, describe_attention_backend, set_rope_thetas, special_ids_from_tokenizer
+from encoder_recipes.modeling.chunked_loss import ChunkedHeadLoss
 from encoder_recipes.modeling.export import export_model
 from encoder_recipes.modeling.isolation import isolated_inputs
 from encoder_recipes.plan import Plan, StagePlan, build_plan
@@ -35,7 +37,7 @@ from encoder_recipes.registry import Registries
 from encoder_recipes.schema import identity
 from encoder_recipes.training import checkpoint as ckpt
 from encoder_recipes.training.batches import Batch
-from encoder_recipes.training.memory import micro_batch_for
+from encoder_recipes.training.memory import micro_batch_size
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
@@ -93,6 +95,7 @@ class Trainer:
         self.started = time.perf_counter()  # for the end-of-run summary's time taken (this session)
         self.dist: Dist | None = None  # the process group, joined in setup()
         self.metrics: MetricsLog | None = None  # opened in setup()
+        self.store = None  # the prepared store the run reads (data.store), opened in setup()
         # where the documents stood at the checkpoint we resumed from: {"stage": name, "stream": state}
         self.resumed_data: dict[str, Any] | None = None
 
@@ -104,6 +107,8 @@ class Trainer:
         self.dist = init_distributed(self.device, timeout_s=recipe.distributed_timeout_s)
         self._prepare_output()
         earlier = ckpt.list_checkpoints(self.out / "checkpoints") or (self.out / "final").exists()
+        # a prepared store is opened and checked before anything in the run directory changes
+        self.store = self._open_store(keep_run=not (earlier and self.options.overwrite and not self.options.resume))
         if earlier and not self.options.resume:
             if not self.options.overwrite:
                 raise TrainingError(f"{self.out} holds an earlier run; pass --resume auto to continue it, "
@@ -148,9 +153,12 @@ class Trainer:
         if resume_from is not None:
             self._load(resume_from)
         self.ddp_model = self.model
+        if recipe.model.sparse_prediction and recipe.head_loss_chunk_rows:
+            # the head's loss over the masked rows in chunks; the model itself (state, export) is unchanged
+            self.ddp_model = ChunkedHeadLoss(self.model, recipe.head_loss_chunk_rows)
         if self.dist.enabled:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.ddp_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if recipe.compile:
             # the width of a micro-batch changes from step to step (padding trims to the longest row):
             # mark it dynamic from the start rather than recompile for each new width
@@ -166,6 +174,25 @@ class Trainer:
                                     f"{self.dist.world} processes; make batch_size (and batch_warmup's start and "
                                     "increment) multiples of the process count")
         self.micro_batches = {stage.index: self._micro_batch(stage) for stage in self.plan.stages}
+        store_run.check_run(self.store, self.resolved, self.registries, self.plan, first=self.step,
+                            last=self._last_step(), data=self.resumed_data, world=self.dist.world)
+
+    def _open_store(self, keep_run: bool):
+        """The recipe's prepared store (``data.store``), checked against the tokenizer the run will use; or None."""
+        if not self.recipe.data.store:
+            return None
+        kept = self.out / "tokenizer"
+        tokenizer = None  # a new run takes the store's own
+        if keep_run and (kept / "tokenizer.json").exists():
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(kept)
+        return store_run.open_for_run(self.recipe.data.store, self.resolved, self.registries, tokenizer)
+
+    def _last_step(self) -> int:
+        """The step this session stops before: the plan's end, or ``--max-steps``."""
+        last = self.plan.total_steps
+        return last if self.options.max_steps is None else min(last, self.options.max_steps)
 
     def _shard(self) -> tuple[int, int] | None:
         """(rank, world) when each rank reads its own part of the data (``data.shard_by_rank``)."""
@@ -175,20 +202,13 @@ class Trainer:
 
     def _micro_batch(self, stage: StagePlan) -> int:
         """Sequences per forward pass in this stage, on this rank (``micro_batch_size``)."""
-        share = stage.batch_size // self.dist.world
-        chosen = self.recipe.stages[stage.index].micro_batch_size
-        if chosen is None:
-            return share
-        if chosen != "auto":
-            return min(chosen, share)
-        if self.device.type != "cuda":
-            return share  # host memory is rarely the limit, and a CPU run has no device figure to go by
-        memory = torch.cuda.get_device_properties(self.device).total_memory
-        choice = micro_batch_for(self.recipe, stage, self.plan, gpus=self.dist.world, memory=memory,
-                                 vocab_size=len(self.tokenizer), flash_attention=self.attn == "flash_attention_2")
-        if self.dist.main:
-            print(f"stage {stage.name}: micro-batch {choice.micro} of {share} sequences per rank "
-                  f"(estimated peak {choice.peak / 1e9:.1f} GB of {memory / 1e9:.1f} GB)", flush=True)
+        # host memory is rarely the limit, and a CPU run has no device figure to go by
+        memory = torch.cuda.get_device_properties(self.device).total_memory if self.device.type == "cuda" else None
+        choice = micro_batch_size(self.recipe, stage, gpus=self.dist.world, memory=memory,
+                                  vocab_size=len(self.tokenizer), flash_attention=self.attn == "flash_attention_2")
+        if self.dist.main and choice.peak:
+            print(f"stage {stage.name}: micro-batch {choice.micro} of {choice.share} sequences per rank "
+                  f"(estimated peak {choice.peak / 1e9:.1f} GB of {choice.memory / 1e9:.1f} GB)", flush=True)
         return choice.micro
 
     def _prepare_output(self) -> None:
@@ -209,13 +229,16 @@ class Trainer:
         self.dist.barrier()  # every rank has looked before the main rank may write it
         if not exists:
             if self.dist.main:
-                component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
-                tok = component.build(texts=tokenizer_texts(self.recipe.data), vocab_size=None,
-                                      language=self.recipe.metadata.language, segmenter=self.segmenter)
                 # all or nothing: a kill while saving leaves only the temp folder, replaced next time
                 tmp = self.out / ".tmp-tokenizer"
                 shutil.rmtree(tmp, ignore_errors=True)
-                tok.save_pretrained(tmp)
+                if self.store is not None:  # the store's ids come from its tokenizer
+                    store_run.save_tokenizer(self.store, tmp)
+                else:
+                    component = self.resolved.component(self.registries, "tokenizer", self.recipe.tokenizer)
+                    tok = component.build(texts=tokenizer_texts(self.recipe.data), vocab_size=None,
+                                          language=self.recipe.metadata.language, segmenter=self.segmenter)
+                    tok.save_pretrained(tmp)
                 shutil.rmtree(saved, ignore_errors=True)
                 os.replace(tmp, saved)
             self.dist.barrier()
@@ -242,9 +265,7 @@ class Trainer:
     # --- train -------------------------------------------------------------------
 
     def train(self) -> None:
-        last = self.plan.total_steps
-        if self.options.max_steps is not None:
-            last = min(last, self.options.max_steps)
+        last = self._last_step()
         self._evaluate_missed()
         data = self.resumed_data  # where the documents stand; each stage hands its end state to the next
         for stage in self.plan.stages:
@@ -322,8 +343,15 @@ class Trainer:
         any number of processes and micro-batches.
         """
         spec = self.recipe.stages[stage.index]
-        start, stop = self.dist.share(len(batch.input_ids))
-        total_masked = max(batch.masked, 1)
+        if self.store is not None:
+            # a store hands each rank only its own rows: the global batch's masked tokens (and tokens, for
+            # the log) are summed across ranks, on the device, so each weight is the one a single process gives
+            start, stop = 0, len(batch.input_ids)
+            counts = self.dist.sum(torch.tensor([batch.masked, batch.tokens], dtype=torch.float64, device=self.device))
+            total_masked = counts[0].clamp(min=1)
+        else:
+            start, stop = self.dist.share(len(batch.input_ids))
+            total_masked = max(batch.masked, 1)
         # summed on the device: no host sync between micro-batches
         loss_sum = torch.zeros(1, dtype=torch.float64, device=self.device)
         bounds = range(start, stop, micro)
@@ -341,7 +369,9 @@ class Trainer:
                     loss = out.logits.sum() * 0.0
                 loss.backward()
         # the step's one CPU–GPU sync: a non-finite loss must skip the optimizer step
-        loss = float(self.dist.sum(loss_sum)) / total_masked
+        loss = float(self.dist.sum(loss_sum) / total_masked)
+        if self.store is not None:
+            batch.tokens = int(counts[1])  # no new sync: the loss above waited for the step
         if not math.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
             self.nan_skips += 1
@@ -382,6 +412,12 @@ class Trainer:
         then the documents continue where that stage left them, and the
         sequences it had packed for its own length are dropped.
         """
+        if self.store is not None:
+            return store_run.run_batches(
+                self.store, self.resolved, self.tokenizer, stage_index=stage.index, masking=masking,
+                steps=[(s.step, s.batch_size, s.seq_len, s.mask_rate) for s in steps], data=data,
+                rank=self.dist.rank, world=self.dist.world, workers=self.recipe.data_workers,
+                prefetch=self.recipe.prefetch)
         spec = self.recipe.stages[stage.index]
         same_stage = data is not None and data["stage"] == stage.name
         pipeline = PipelineSpec(
@@ -429,39 +465,44 @@ class Trainer:
             self._evaluate(self.plan.stage_at(self.step - 1), after_step=self.step)
 
     def _evaluate(self, stage: StagePlan, after_step: int) -> None:
-        """Run the recipe's evaluators that are due after this step, on the main rank.
+        """Run the recipe's evaluators that are due after this step.
 
-        The other ranks wait at a barrier, for at most the recipe's
-        ``distributed_timeout_s``. An attempt is recorded before it starts
-        (``eval/step_N.attempt``): an evaluation that raised, or that was
-        started twice and never finished (the job was killed in it, by a
-        watchdog or the out-of-memory killer), is skipped on resume with a
-        warning, so a resume does not crash again at the same point.
+        Every rank takes part: a ``shardable`` evaluator scores each rank's
+        share of its examples, any other runs on the main rank while the
+        others wait, for at most the recipe's ``distributed_timeout_s``. An
+        attempt is recorded before it starts (``eval/step_N.attempt``): an
+        evaluation that raised, or that was started twice and never finished
+        (the job was killed in it, by a watchdog or the out-of-memory killer),
+        is skipped on resume with a warning, so a resume does not crash again
+        at the same point.
         """
         due = [ev for ev in self.recipe.evaluators
                if (ev.every_steps and after_step % ev.every_steps == 0)
                or (ev.at_stage_end and after_step == stage.start + stage.steps)]
         if not due:
             return
-        if self.dist.main:
-            attempt = EvalAttempt(self.out / "eval", after_step)
-            skip = attempt.reason_to_skip()
-            if skip:
+        attempt = EvalAttempt(self.out / "eval", after_step) if self.dist.main else None
+        skip = attempt.reason_to_skip() if attempt else None
+        if self.dist.any(skip is not None):  # the main rank's record decides for every rank
+            if attempt:
                 print(f"warning: evaluation after step {after_step} skipped: {skip}; run it on the checkpoint "
                       f"with `encoder-recipes eval` once fixed", flush=True)
                 self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval_skipped", "reason": skip})
-            else:
-                from encoder_recipes.evaluation.runner import run_evaluators
+        else:
+            from encoder_recipes.evaluation.runner import run_evaluators
 
+            if attempt:
                 attempt.start()
-                self.model.eval()
-                try:
-                    results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
-                except BaseException as exc:
+            self.model.eval()
+            try:
+                results = run_evaluators(due, trainer=self, stage=stage, step=after_step)
+            except BaseException as exc:
+                if attempt:
                     attempt.failed(exc)
-                    raise
-                finally:
-                    self.model.train()
+                raise
+            finally:
+                self.model.train()
+            if attempt:
                 attempt.done()
                 self.metrics.write({"step": after_step, "stage": stage.name, "event": "eval", **results})
         self.dist.barrier()

@@ -259,3 +259,9 @@ def test_tokenizers_are_registered_by_name():
     assert {c.name: c for c in classes} == {"bpe": BPE, "unigram": UnigramTokenizer, "pretrained": Pretrained}
     assert all(c.kind == "tokenizer" and c.summary() for c in classes)
     assert "min_frequency" in BPE.Params.model_fields and "min_frequency" not in UnigramTokenizer.Params.model_fields
+
+
+def test_trained_tokenizers_say_they_learn_from_texts_and_a_pretrained_one_does_not():
+    """``new-plugin`` extends a recipe for a new language only when its tokenizer learns (asked, not read from params)."""
+    assert BPE(vocab_size=512).learns_from_texts() and UnigramTokenizer(vocab_size=512).learns_from_texts()
+    assert not Pretrained(path="some/hub-name").learns_from_texts()

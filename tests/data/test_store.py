@@ -6,8 +6,6 @@ plugin's whitespace word segmenter, Arrow shards on the local disk, gloo.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
 from pathlib import Path
@@ -25,9 +23,6 @@ from encoder_recipes.data.store_plan import SequencePlanner, StoreTooSmall, chec
 from encoder_recipes.registry import default_registries
 from encoder_recipes.training.batches import DocumentTokenizer, SequenceStream, _compact
 from encoder_recipes.validation import load_recipe
-
-MODULES = ["os", "json", "argparse", "collections", "functools", "itertools", "pathlib", "re", "typing",
-           "email", "logging", "unittest", "datetime", "decimal", "statistics", "random", "string", "textwrap"]
 
 RECIPE = """\
 metadata: {{name: tiny-store, language: fi, description: tiny store test}}
@@ -51,20 +46,10 @@ stages:
 """
 
 
-def docstrings() -> list[str]:
-    texts = []
-    for name in MODULES:
-        for _, obj in inspect.getmembers(importlib.import_module(name)):
-            doc = inspect.getdoc(obj)
-            if doc and len(doc) >= 80:
-                texts.append(" ".join(doc.split()))
-    return sorted(set(texts))
-
-
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
+def corpus(tmp_path_factory, stdlib_docstrings) -> Path:
     folder = tmp_path_factory.mktemp("corpus")
-    texts = docstrings()
+    texts = stdlib_docstrings
     (folder / "a.txt").write_text("\n".join(texts[::2]), encoding="utf-8")
     (folder / "b.txt").write_text("\n".join(texts[1::2]), encoding="utf-8")
     return folder

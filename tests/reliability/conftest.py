@@ -30,7 +30,6 @@ def _load_training_conftest():
 
 _training = _load_training_conftest()
 TRAIN_RECIPE: str = _training.TRAIN_RECIPE
-stdlib_docstrings = _training.stdlib_docstrings
 english_corpus = _training.english_corpus  # re-exported fixtures
 train_recipe = _training.train_recipe
 

@@ -39,7 +39,7 @@ from encoder_recipes.data.sources import (
 )
 from encoder_recipes.schema import DataSource
 
-from .conftest import TRAIN_RECIPE, stdlib_docstrings
+from .conftest import TRAIN_RECIPE
 from .helpers import ENV
 
 
@@ -47,9 +47,9 @@ def _source(*paths, **kw) -> DataSource:
     return DataSource(name="docs", paths=[str(p) for p in paths], **kw)
 
 
-def _one_line_document(path: Path, chars: int) -> str:
+def _one_line_document(path: Path, chars: int, texts: list[str]) -> str:
     """A document of ``chars`` characters on one line, from real text, then two ordinary lines."""
-    words = " ".join(stdlib_docstrings())
+    words = " ".join(texts)
     huge = (words * (chars // len(words) + 1))[:chars]
     path.write_text(huge + "\nsecond document\nthird document\n", encoding="utf-8")
     return huge
@@ -73,10 +73,10 @@ def test_invalid_utf8_is_replaced_not_fatal(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
-def test_an_enormous_document_is_cut_and_the_next_ones_are_intact(suffix, tmp_path):
+def test_an_enormous_document_is_cut_and_the_next_ones_are_intact(suffix, tmp_path, stdlib_docstrings):
     path = tmp_path / f"huge{suffix}"
     if suffix == ".txt":
-        huge = _one_line_document(path, 3 * MAX_DOCUMENT_CHARS + 17)
+        huge = _one_line_document(path, 3 * MAX_DOCUMENT_CHARS + 17, stdlib_docstrings)
     else:
         huge = "x" * (2 * MAX_DOCUMENT_CHARS)
         path.write_text(json.dumps({"text": huge}) + '\n{"text": "second document"}\n{"text": "third document"}\n')
@@ -90,7 +90,7 @@ def test_an_enormous_document_is_cut_and_the_next_ones_are_intact(suffix, tmp_pa
     assert list(resumed) == docs[1:]
 
 
-def test_an_enormous_document_costs_bounded_memory(tmp_path):
+def test_an_enormous_document_costs_bounded_memory(tmp_path, stdlib_docstrings):
     """Reading a 20 MB one-line document and training a tokenizer on it, in a fresh process.
 
     Before documents were cut at the source this took about 1.4 GB more
@@ -98,7 +98,7 @@ def test_an_enormous_document_costs_bounded_memory(tmp_path):
     whole line) and 12 s; now it is the cost of a 1M-character document.
     """
     path = tmp_path / "huge.txt"
-    _one_line_document(path, 20_000_000)
+    _one_line_document(path, 20_000_000, stdlib_docstrings)
     script = textwrap.dedent(f"""
         import resource
         from encoder_recipes.components.tokenizers import BPE
@@ -116,14 +116,14 @@ def test_an_enormous_document_costs_bounded_memory(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_over_messy_but_readable_data_trains_to_the_end(tmp_path, english_corpus, capsys):
+def test_a_run_over_messy_but_readable_data_trains_to_the_end(tmp_path, english_corpus, capsys, stdlib_docstrings):
     """Blank lines, invalid UTF-8 and a 5M-character document mixed into the corpus: the run finishes."""
     folder = tmp_path / "data"
     folder.mkdir()
     lines = (english_corpus / "docs.txt").read_text(encoding="utf-8").splitlines()
     (folder / "blank.txt").write_bytes(b"\n".join(line.encode() + b"\n\n  " for line in lines[:200]))
     (folder / "latin1.txt").write_bytes("\n".join(lines[200:400]).encode("latin-1", errors="replace") + b"\xff\n")
-    _one_line_document(folder / "huge.txt", 5 * MAX_DOCUMENT_CHARS)
+    _one_line_document(folder / "huge.txt", 5 * MAX_DOCUMENT_CHARS, stdlib_docstrings)
     (folder / "rest.txt").write_text("\n".join(lines[400:]), encoding="utf-8")
     recipe = tmp_path / "messy.yaml"
     recipe.write_text(TRAIN_RECIPE.format(corpus=folder, steps1=4, steps2=2, checkpoint_every=3))

@@ -1,37 +1,16 @@
-"""A small real corpus for training tests: docstrings of the Python standard library.
-
-That is text an installed package ships (CPython's own), so the tests need
-no download and no fetched sample corpus.
-"""
+"""Training tests' corpus (the ``stdlib_docstrings`` fixture of tests/conftest.py) and tiny recipes."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from pathlib import Path
 
 import pytest
 
-MODULES = ["os", "json", "argparse", "collections", "functools", "itertools", "pathlib", "re", "subprocess",
-           "typing", "email", "logging", "unittest", "asyncio", "datetime", "decimal", "fractions", "statistics",
-           "random", "string", "textwrap", "shutil", "tarfile", "zipfile", "csv", "sqlite3", "threading"]
-
-
-def stdlib_docstrings(minimum_chars: int = 80) -> list[str]:
-    texts = []
-    for name in MODULES:
-        module = importlib.import_module(name)
-        for _, obj in inspect.getmembers(module):
-            doc = inspect.getdoc(obj)
-            if doc and len(doc) >= minimum_chars:
-                texts.append(" ".join(doc.split()))
-    return sorted(set(texts))
-
 
 @pytest.fixture(scope="session")
-def english_corpus(tmp_path_factory) -> Path:
+def english_corpus(tmp_path_factory, stdlib_docstrings) -> Path:
     folder = tmp_path_factory.mktemp("corpus")
-    (folder / "docs.txt").write_text("\n".join(stdlib_docstrings()), encoding="utf-8")
+    (folder / "docs.txt").write_text("\n".join(stdlib_docstrings), encoding="utf-8")
     return folder
 
 

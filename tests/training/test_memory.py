@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from encoder_recipes.plan import build_plan
+from encoder_recipes.schema import ComponentRef
 from encoder_recipes.training.memory import (
-    GPU_MEMORY, USABLE, Shape, activation_bytes_per_token, micro_batch_for, micro_batch_lines, pick_micro_batch,
+    GPU_MEMORY, USABLE, Shape, activation_bytes_per_token, micro_batch_for, micro_batch_lines, micro_batch_size,
+    head_chunk_bytes, pick_micro_batch,
     shape_of, static_bytes,
 )
 from encoder_recipes.validation import load_recipe
@@ -55,3 +57,78 @@ def test_an_unknown_gpu_is_refused_naming_the_known_ones(registries):
     recipe = load_recipe("ja-llmjp", registries=registries).recipe
     with pytest.raises(ValueError, match="h100"):
         micro_batch_lines(recipe, build_plan(recipe, registries), gpus=16, gpu="tpu")
+
+
+SIZED_TOKENIZER = '''
+from encoder_recipes.components.base import Params
+from encoder_recipes.components.kinds import Tokenizer
+from encoder_recipes.hookspecs import hookimpl
+
+
+class Sized(Tokenizer):
+    """A tokenizer whose vocabulary param is not called vocab_size."""
+    name = "sized"
+
+    class Params(Params):
+        entries: int
+
+    def build(self, *, texts, vocab_size, language, segmenter):
+        raise NotImplementedError("only planned here")
+
+    def planned_vocab_size(self):
+        return self.params.entries
+
+
+@hookimpl
+def encoder_recipes_register_tokenizers():
+    return [Sized]
+'''
+
+
+def test_the_estimate_asks_the_tokenizer_for_its_vocabulary(write_plugin, registries_with):
+    """``plan --gpus`` sizes the head by the tokenizer's own answer, whatever its params are called."""
+    registries = registries_with(write_plugin("tplug_sized", SIZED_TOKENIZER))
+    recipe = load_recipe("ja-llmjp", registries=registries).recipe
+    sized = recipe.model_copy(update={"tokenizer": ComponentRef(name="sized", entries=recipe.model.vocab_size),
+                                      "model": recipe.model.model_copy(update={"vocab_size": None})})
+    plan = build_plan(sized, registries)
+    assert plan.vocab_size == recipe.model.vocab_size
+    assert (micro_batch_lines(sized, plan, gpus=16, gpu="h100")
+            == micro_batch_lines(recipe, build_plan(recipe, registries), gpus=16, gpu="h100"))
+
+
+def test_the_trainer_runs_the_micro_batch_the_recipe_asks_for(registries):
+    """``micro_batch_size`` as the trainer reads it: whole share, a capped number, or ``auto`` on a device."""
+    recipe = load_recipe("ja-llmjp", registries=registries).recipe
+    stage = build_plan(recipe, registries).stages[0]
+    vocab = recipe.model.vocab_size
+
+    def with_micro(value):
+        stages = [recipe.stages[0].model_copy(update={"micro_batch_size": value}), *recipe.stages[1:]]
+        return recipe.model_copy(update={"stages": stages})
+
+    share = stage.batch_size // 16
+    assert micro_batch_size(with_micro(None), stage, gpus=16, memory=80e9, vocab_size=vocab).micro == share
+    assert micro_batch_size(with_micro(8), stage, gpus=16, memory=80e9, vocab_size=vocab).micro == 8
+    assert micro_batch_size(with_micro(10**6), stage, gpus=16, memory=80e9, vocab_size=vocab).micro == share
+    auto = micro_batch_size(with_micro("auto"), stage, gpus=16, memory=80e9, vocab_size=vocab)
+    assert auto == micro_batch_for(recipe, stage, gpus=16, memory=80e9, vocab_size=vocab) and auto.micro < share
+    # no device figure (a CPU run): the whole share
+    assert micro_batch_size(with_micro("auto"), stage, gpus=16, memory=None, vocab_size=vocab).micro == share
+
+
+def test_the_chunked_head_loss_leaves_room_for_larger_micro_batches(registries):
+    """ja-llmjp's 99,574-token head: unchunked its logits are ~30% of a token's cost; chunked, one chunk once."""
+    recipe = load_recipe("ja-llmjp", registries=registries).recipe
+    unchunked = recipe.model_copy(update={"head_loss_chunk_rows": None})
+    shape = shape_of(recipe.model, recipe.model.vocab_size)
+    full = activation_bytes_per_token(shape, seq_len=1024, mask_rate=0.3)
+    chunked = activation_bytes_per_token(shape, seq_len=1024, mask_rate=0.3, head_chunked=True)
+    assert 0.25 < (full - chunked) / full < 0.35
+    assert 4e9 < head_chunk_bytes(shape, 4096) < 6e9
+    for stage in build_plan(recipe, registries).stages:
+        with_chunks = micro_batch_for(recipe, stage, gpus=16, memory=GPU_MEMORY["h100"], vocab_size=shape.vocab_size)
+        without = micro_batch_for(unchunked, stage, gpus=16, memory=GPU_MEMORY["h100"], vocab_size=shape.vocab_size)
+        assert with_chunks.micro > without.micro and with_chunks.peak <= 80e9 * USABLE, stage.name
+    assert "head loss in chunks of 4096 rows" in micro_batch_lines(recipe, build_plan(recipe, registries), gpus=16,
+                                                                    gpu="h100")[0]

@@ -20,14 +20,12 @@ from encoder_recipes.data.sources import DocumentStream
 from encoder_recipes.schema import DataSource
 from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 
-from .conftest import stdlib_docstrings
-
 SEQ_LEN, BATCH, STEPS = 32, 64, 40
 
 
 @pytest.fixture(scope="module")
-def long_documents(tmp_path_factory):
-    texts = stdlib_docstrings()
+def long_documents(tmp_path_factory, stdlib_docstrings):
+    texts = stdlib_docstrings
     folder = tmp_path_factory.mktemp("long")
     (folder / "docs.txt").write_text("\n".join(texts), encoding="utf-8")
     tokenizer = BPE(BPE.Params(vocab_size=512)).build(texts=iter(texts), vocab_size=None, language="en", segmenter=None)
