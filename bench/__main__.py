@@ -6,7 +6,8 @@
 
 Sections: ``training`` (1, against transformers' Trainer), ``pipeline`` (2),
 ``memory`` (3), ``seqlen`` (4), ``gpu`` (5, skipped without CUDA), ``time_to_loss`` (6,
-wall time of each trainer to the same held-out loss).
+wall time of each trainer to the same held-out loss), ``store`` (7, the prepared store: ``prepare`` per
+core, reading with packing and whole-word masking, 1/2/4 gloo processes).
 ``--smoke`` runs every code path at toy sizes (what the test suite runs).
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from bench.common import BenchError, Figure, fill_mfu, load, machine, markdown_table, matmul_peak, table
 
-SECTIONS = ("training", "pipeline", "memory", "seqlen", "gpu", "time_to_loss")
+SECTIONS = ("training", "pipeline", "memory", "seqlen", "gpu", "time_to_loss", "store")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,8 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_section(name: str, mode: str, work: Path, peak_tflops: float | None) -> list[Figure]:
-    from bench import gpu, memory, pipeline, seqlen, time_to_loss, training
+    from bench import gpu, memory, pipeline, seqlen, store, time_to_loss, training
 
+    if name == "store":
+        return store.run(mode, work)
     if name == "training":
         return training.run(mode, work)
     if name == "time_to_loss":

@@ -28,6 +28,14 @@ from encoder_recipes.recipe_files import RecipeError
 EXIT_INVALID = 2
 
 
+def _floats(text: str) -> list[float]:
+    """``8,3`` → [8.0, 3.0]: a figure per stage, or one."""
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
 def _registries():
     """The installed plugins' registries, loaded once: the CLI is where they are built (a composition
     root); every command, here or in the module that owns it, gets them from here (``args.registries()``)."""
@@ -134,9 +142,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from encoder_recipes.plan import build_plan
 
     resolved = _load(args)
-    plan = build_plan(resolved.recipe, _registries())
+    registries = _registries()
+    plan = build_plan(resolved.recipe, registries)
+    hardware = None
+    if args.gpus:
+        from encoder_recipes.hardware import gpu as gpu_named
+        from encoder_recipes.plan_hardware import hardware_plan, mfu_per_stage
+
+        try:
+            mfu = mfu_per_stage(plan, gpus=args.gpus, gpu=gpu_named(args.gpu), mfu=args.mfu, days=args.days,
+                                hours=args.hours)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        hardware = hardware_plan(resolved.recipe, plan, registries, gpus=args.gpus, gpu=args.gpu, mfu=mfu)
+    elif args.days or args.hours or args.mfu:
+        print("error: --mfu, --days and --hours need --gpus", file=sys.stderr)
+        return 2
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2))
+        out = plan.to_dict()
+        if hardware is not None:
+            out["hardware"] = {"gpus": args.gpus, "gpu": args.gpu, "stages": [s.to_dict() for s in hardware]}
+        print(json.dumps(out, indent=2))
         return 0
     rows = []
     for s in plan.stages:
@@ -152,10 +179,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"parameters: {human(plan.params['total'])} total, {human(plan.params['layers'])} without embeddings")
     print(table(rows, ["stage", "steps", "batch", "seq len", "tokens", "lr", "schedule", "masking", "packing",
                        "rope θ g/l", "FLOPs"]))
-    if args.gpus:
-        from encoder_recipes.training.memory import micro_batch_lines
+    for s in plan.stages:  # the warmups, in both units
+        if len(s.batch_sizes) > 1:
+            print(f"{s.name}: batch warmup {s.batch_sizes[0]:,}→{s.batch_size:,} sequences, rising by "
+                  f"{s.batch_sizes[1] - s.batch_sizes[0]:,}, in {s.batch_warmup_steps:,} steps, "
+                  f"{human(s.batch_warmup_tokens)} tokens")
+        if s.lr_warmup_steps:
+            print(f"{s.name}: LR warmup {s.lr_warmup_steps:,} steps, {human(s.lr_warmup_tokens)} tokens")
+    if hardware is not None:
+        from encoder_recipes.plan_hardware import hardware_lines
 
-        print("\n".join(micro_batch_lines(resolved.recipe, plan, gpus=args.gpus, gpu=args.gpu)))
+        print("\n".join(hardware_lines(resolved.recipe, hardware, gpus=args.gpus, gpu=args.gpu,
+                                       data_workers=args.data_workers or max(1, resolved.recipe.data_workers),
+                                       reported=bool(args.days or args.hours))))
     return 0
 
 
@@ -278,6 +314,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from encoder_recipes.hardware import GPUS
+
     parser = argparse.ArgumentParser(prog="encoder-recipes", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -318,8 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = recipe_cmd("plan", "per stage: steps, sequences, tokens and FLOPs", cmd_plan)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--gpus", type=int, help="also show the micro-batch each stage gets on this many GPUs")
-    p.add_argument("--gpu", default="h100", help="GPU model for --gpus: h100 (default), h200, a100, a100-40gb, l40s, a10")
+    p.add_argument("--gpus", type=int, help="also show each stage's time, memory per GPU and data rate on this many GPUs")
+    p.add_argument("--gpu", default="h100", choices=list(GPUS), help="GPU model for --gpus (default h100)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--mfu", type=float, help="model FLOPs utilisation the times assume (default 0.4)")
+    when.add_argument("--days", type=_floats, help="the time taken, in days: one per stage (8,3) or one in all; "
+                      "plan then shows the MFU it implies")
+    when.add_argument("--hours", type=_floats, help="as --days, in hours")
+    p.add_argument("--data-workers", type=int,
+                   help="data workers (cores) each rank's store reader gets, for the data-rate check "
+                        "(default: the recipe's data_workers, at least 1)")
 
     p = sub.add_parser("plugins", help="loaded plugins and what each contributes")
     p.add_argument("--json", action="store_true")

@@ -29,6 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from encoder_recipes.hardware import GPUS, gpu as gpu_named
+
 #: fp32 weights + fp32 gradients + AdamW's two fp32 moments, bytes per parameter
 STATIC_BYTES_PER_PARAM = 16
 #: what the count leaves out (fragmentation, kernel workspaces, dtype copies), as a factor
@@ -36,7 +38,7 @@ SAFETY = 1.25
 #: share of the device's memory the estimate may plan for; the rest is the CUDA context and headroom
 USABLE = 0.9
 #: device memory by the ``plan --gpu`` name, bytes (the usable total torch reports is a little less)
-GPU_MEMORY = {"h100": 80e9, "h200": 141e9, "a100": 80e9, "a100-40gb": 40e9, "l40s": 48e9, "a10": 24e9}
+GPU_MEMORY = {name: g.memory_bytes for name, g in GPUS.items()}
 
 
 @dataclass(frozen=True)
@@ -141,33 +143,41 @@ def shape_of(model, vocab_size: int) -> Shape:
 
 
 def step_costs(recipe, stage, shape: Shape, *, seq_len: int, bf16: bool = True,
-           flash_attention: bool = False) -> tuple[float, float]:
+               flash_attention: bool = False, checkpointing: bool | None = None) -> tuple[float, float]:
     """(bytes per token, fixed bytes) of a stage's step: activations at its highest mask rate, and
-    weights with optimizer state plus, with the chunked head loss, one chunk's logits."""
+    weights with optimizer state plus, with the chunked head loss, one chunk's logits.
+
+    ``checkpointing`` overrides the recipe's ``activation_checkpointing`` (``plan`` shows both)."""
+    if checkpointing is None:
+        checkpointing = recipe.activation_checkpointing
     chunk = recipe.head_loss_chunk_rows if shape.sparse_prediction else None
     per_token = activation_bytes_per_token(
         shape, seq_len=seq_len, mask_rate=max(stage.mask_rate_start, stage.mask_rate_end), bf16=bf16,
-        flash_attention=flash_attention, checkpointing=recipe.activation_checkpointing, head_chunked=bool(chunk))
+        flash_attention=flash_attention, checkpointing=checkpointing, head_chunked=bool(chunk))
     return per_token, static_bytes(shape) + (head_chunk_bytes(shape, chunk, bf16=bf16) if chunk else 0.0)
 
 
 def micro_batch_for(recipe, stage, *, gpus: int, memory: float, vocab_size: int, bf16: bool = True,
-                    flash_attention: bool = False) -> MicroBatch:
+                    flash_attention: bool = False, checkpointing: bool | None = None) -> MicroBatch:
     """The micro-batch for a stage (a :class:`~encoder_recipes.plan.StagePlan`) on ``gpus`` devices of ``memory`` bytes.
 
     Sized for the stage's longest sequence and highest mask rate, so it fits every step.
+    ``checkpointing`` overrides the recipe's ``activation_checkpointing`` (``plan`` shows both).
     """
+    if checkpointing is None:
+        checkpointing = recipe.activation_checkpointing
     shape = shape_of(recipe.model, vocab_size)
     share = max(1, stage.batch_size // gpus)
     seq_len = max(stage.lengths)
-    per_token, static = step_costs(recipe, stage, shape, seq_len=seq_len, bf16=bf16, flash_attention=flash_attention)
+    per_token, static = step_costs(recipe, stage, shape, seq_len=seq_len, bf16=bf16,
+                                   flash_attention=flash_attention, checkpointing=checkpointing)
     micro = pick_micro_batch(share=share, seq_len=seq_len, per_token=per_token, static=static, memory=memory)
     return MicroBatch(micro, share, seq_len, estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token,
                                                             static=static), memory)
 
 
 def micro_batch_size(recipe, stage, *, gpus: int, memory: float | None, vocab_size: int,
-                     flash_attention: bool = False) -> MicroBatch:
+                     flash_attention: bool = False, checkpointing: bool | None = None) -> MicroBatch:
     """What the trainer runs: the stage's ``micro_batch_size`` on one of ``gpus`` ranks.
 
     ``None`` is the rank's whole share, a number is capped at the share, and
@@ -179,17 +189,29 @@ def micro_batch_size(recipe, stage, *, gpus: int, memory: float | None, vocab_si
     chosen = recipe.stages[stage.index].micro_batch_size
     if chosen == "auto" and memory is not None:
         return micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab_size,
-                               flash_attention=flash_attention)
+                               flash_attention=flash_attention, checkpointing=checkpointing)
     micro = share if chosen is None or chosen == "auto" else min(chosen, share)
     return MicroBatch(micro, share, max(stage.lengths), 0.0, memory or 0.0)
 
 
+def stage_memory(recipe, stage, *, gpus: int, memory: float, vocab_size: int,
+                 checkpointing: bool | None = None) -> MicroBatch:
+    """The trainer's micro-batch for a stage (:func:`micro_batch_size`) and the estimated peak it reaches.
+
+    ``plan --gpus`` shows it with ``checkpointing`` off and on, whatever the recipe says.
+    """
+    micro = micro_batch_size(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab_size,
+                             checkpointing=checkpointing).micro
+    shape = shape_of(recipe.model, vocab_size)
+    share, seq_len = max(1, stage.batch_size // gpus), max(stage.lengths)
+    per_token, static = step_costs(recipe, stage, shape, seq_len=seq_len, checkpointing=checkpointing)
+    peak = estimated_peak(micro=micro, seq_len=seq_len, per_token=per_token, static=static)
+    return MicroBatch(micro, share, seq_len, peak, memory)
+
+
 def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
-    """What ``plan --gpus N --gpu NAME`` prints: each stage's micro-batch and estimated peak on that GPU."""
-    if gpu not in GPU_MEMORY:
-        raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPU_MEMORY)}")
-    memory = GPU_MEMORY[gpu]
-    vocab = plan.vocab_size  # the tokenizer component's own answer, asked by the plan
+    """Each stage's micro-batch and estimated peak on ``gpus`` × ``gpu`` under the recipe's settings."""
+    memory = gpu_named(gpu).memory_bytes
     chunked = recipe.model.sparse_prediction and recipe.head_loss_chunk_rows
     lines = [f"on {gpus} × {gpu} ({memory / 1e9:.0f} GB), bf16, SDPA"
              + (", activation checkpointing" if recipe.activation_checkpointing else "")
@@ -199,12 +221,9 @@ def micro_batch_lines(recipe, plan, *, gpus: int, gpu: str) -> list[str]:
         if stage.batch_size % gpus:
             lines.append(f"  {stage.name}: batch {stage.batch_size} does not divide over {gpus} GPUs")
             continue
-        auto = micro_batch_for(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab)
-        micro = micro_batch_size(recipe, stage, gpus=gpus, memory=memory, vocab_size=vocab).micro
-        per_token, static = step_costs(recipe, stage, shape_of(recipe.model, vocab), seq_len=auto.seq_len)
-        peak = estimated_peak(micro=micro, seq_len=auto.seq_len, per_token=per_token, static=static)
-        verdict = "fits" if peak <= memory * USABLE else "DOES NOT FIT"
-        lines.append(f"  {stage.name}: {auto.share} sequences × {auto.seq_len} per GPU → micro-batch {micro} "
+        m = stage_memory(recipe, stage, gpus=gpus, memory=memory, vocab_size=plan.vocab_size)
+        verdict = "fits" if m.peak <= memory * USABLE else "DOES NOT FIT"
+        lines.append(f"  {stage.name}: {m.share} sequences × {m.seq_len} per GPU → micro-batch {m.micro} "
                      f"({'auto' if chosen == 'auto' else chosen or 'whole share'}), "
-                     f"{math.ceil(auto.share / micro)} per step, estimated peak {peak / 1e9:.1f} GB: {verdict}")
+                     f"{math.ceil(m.share / m.micro)} per step, estimated peak {m.peak / 1e9:.1f} GB: {verdict}")
     return lines

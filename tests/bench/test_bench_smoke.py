@@ -24,8 +24,9 @@ def _missing() -> list[str]:
     """What the bench needs beyond the test dependencies."""
     from encoder_recipes.data.samples import SampleCorpusMissing, sample_files
 
-    missing = [name for name in ("accelerate", "fugashi", "jieba") if importlib.util.find_spec(name) is None]
-    for lang in ("en", "ja"):
+    missing = [name for name in ("accelerate", "fugashi", "jieba", "rjieba", "pyarrow")
+               if importlib.util.find_spec(name) is None]
+    for lang in ("en", "ja", "zh"):
         try:
             sample_files(lang)
         except SampleCorpusMissing:
@@ -50,7 +51,8 @@ def test_bench_smoke_runs_every_section(tmp_path: Path) -> None:
     assert report["mode"] == "smoke" and report["machine"]["cores"] >= 1
     figures = report["figures"]
     benches = {f["bench"] for f in figures}
-    assert benches >= {"0 machine", "1 training", "2 data pipeline", "3 memory", "4 sequence length", "5 GPU"}
+    assert benches >= {"0 machine", "1 training", "2 data pipeline", "3 memory", "4 sequence length", "5 GPU",
+                       "7 prepared store"}
     assert not [f for f in figures if f["what"] == "failed"]
 
     # 1: both sides trained about the same number of real tokens, and both final models were scored
@@ -75,3 +77,11 @@ def test_bench_smoke_runs_every_section(tmp_path: Path) -> None:
     small, large = (f["detail"] for f in stream)
     assert large["tokens"] > 1.5 * small["tokens"]
     assert large["peak_rss_mib"]["self"] < 1.3 * small["peak_rss_mib"]["self"]
+
+    # 7: the store was prepared and read, and 1 and 2 gloo processes assembled the same global batch
+    store = [f for f in figures if f["bench"] == "7 prepared store"]
+    assert any(f["what"].startswith("prepare zh (rjieba)") and f["value"] > 0 for f in store)
+    assert any(f["what"].startswith("read best_fit") and f["value"] > 0 for f in store)
+    ranks = [f["detail"] for f in store if "gloo process" in f["what"]]
+    assert [r["world"] for r in ranks] == [1, 2] and len({r["digest"] for r in ranks}) == 1
+    assert all(r["rows"] == ranks[0]["rows"] > 0 for r in ranks)
