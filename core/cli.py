@@ -179,6 +179,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"parameters: {human(plan.params['total'])} total, {human(plan.params['layers'])} without embeddings")
     print(table(rows, ["stage", "steps", "batch", "seq len", "tokens", "lr", "schedule", "masking", "packing",
                        "rope θ g/l", "FLOPs"]))
+    for s in plan.stages:  # the warmups, in both units
+        if len(s.batch_sizes) > 1:
+            print(f"{s.name}: batch warmup {s.batch_sizes[0]:,}→{s.batch_size:,} sequences, rising by "
+                  f"{s.batch_sizes[1] - s.batch_sizes[0]:,}, in {s.batch_warmup_steps:,} steps, "
+                  f"{human(s.batch_warmup_tokens)} tokens")
+        if s.lr_warmup_steps:
+            print(f"{s.name}: LR warmup {s.lr_warmup_steps:,} steps, {human(s.lr_warmup_tokens)} tokens")
     if hardware is not None:
         from encoder_recipes.plan_hardware import hardware_lines
 

@@ -26,6 +26,7 @@ SECTION_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("data.sources[]", schema.DataSource),
     ("optimizer", schema.OptimizerRef),
     ("stages[]", schema.Stage),
+    ("stages[].batch_warmup", schema.BatchWarmupSpec),
     ("stages[].rope", schema.Rope),
     ("evaluators[]", schema.EvaluatorRef),
     ("scales.<name>", schema.ScaleRule),

@@ -91,6 +91,15 @@ def encoder_recipes_register_optimizers() -> list[type[Component]]:
     """
 
 
+@hookspec
+def encoder_recipes_register_mixtures() -> list[type[Component]]:
+    """Register data mixtures (each source's probability of supplying the next document, per step).
+
+    Return contract: a list of ``Component`` subclasses with ``kind = "mixture"``;
+    all plugins' lists are concatenated.
+    """
+
+
 # --- recipes ------------------------------------------------------------------
 
 

@@ -26,11 +26,21 @@ layer pattern and norm — and shrinks its *size*:
   full scale, and at smoke scale too. Evaluators' ``every_steps`` are scaled
   by the run's ratio.
 * batch: every stage uses ``rule.batch_size`` sequences, without accumulation.
+  A batch warmup keeps its shape: it starts at the divisor of
+  ``rule.batch_size`` nearest the same fraction of the batch (ModernBERT's
+  768 of 4,608, a sixth, becomes 2 of 16), rises by that much, and lasts the
+  same fraction of the stage's tokens; the stage's steps then come from its
+  token share through the ramp.
+* token counts in components (an LR warmup in tokens): times the ratio of
+  their span's tokens at this scale to its tokens at full scale.
 * learning rate: every stage's peak LR is multiplied by ``rule.lr_multiplier``,
   by default the ratio of the full model's width to the scale's (Adam's best
   LR grows as a model narrows, as muP makes precise); ratios between stages stay.
 * data: with ``sample_data``, the offline sample corpus a plugin registers for
-  the recipe's language (``encoder_recipes_register_sample_corpora``).
+  the recipe's language (``encoder_recipes_register_sample_corpora``); with
+  ``languages``, one sample corpus per listed language, and each temperature
+  mixture's language set mapped onto them by rank
+  (:mod:`encoder_recipes.scale_languages`).
 * finally ``rule.overrides`` (``key.path: value``) are applied.
 """
 
@@ -39,15 +49,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from encoder_recipes.batch_warmup import TokenTimeline
 from encoder_recipes.components.base import Scaling
 from encoder_recipes.data.samples import corpus_for_language
 from encoder_recipes.recipe_files import RecipeError, RecipeIssue, apply_override
 from encoder_recipes.registry import Registries
-from encoder_recipes.schema import Recipe
+from encoder_recipes.scale_languages import offline_languages
+from encoder_recipes.schema import Recipe, Stage
 
 
 def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: str = "<recipe>") -> Recipe:
-    from encoder_recipes.plan import build_plan
+    from encoder_recipes.plan import build_plan, stage_timeline
     from encoder_recipes.validation import ResolvedRecipe, component_refs, validate_data
 
     if name not in recipe.scales:
@@ -68,7 +80,7 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     window_divisor = rule.local_attention_divisor or divisor
     model["local_attention"] = max(2, model["local_attention"] // window_divisor)
 
-    if rule.sample_data:
+    if rule.sample_data and not rule.languages:
         corpus = corpus_for_language(recipe.metadata.language, registries)
         if corpus is None:
             raise RecipeError([RecipeIssue(source, None, None, f"scales.{name}.sample_data",
@@ -81,17 +93,25 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     lr_multiplier = rule.lr_multiplier or recipe.model.hidden_size / model["hidden_size"]
     full_steps = [s.steps for s in full_plan.stages]
     full_tokens = sum(s.tokens for s in full_plan.stages)
-    new_steps = [
-        max(rule.min_stage_steps,
-            round(rule.total_tokens * s.tokens / full_tokens / (rule.batch_size * max(rule.min_seq_len, s.mean_seq_len / divisor))))
-        for s in full_plan.stages
-    ]
+    new_steps, new_tokens = [], []
+    for full, stage in zip(full_plan.stages, data["stages"]):
+        share = rule.total_tokens * full.tokens / full_tokens
+        length = max(rule.min_seq_len, full.mean_seq_len / divisor)
+        if stage.get("batch_warmup"):
+            stage["batch_warmup"] = _scaled_batch_warmup(stage["batch_warmup"], stage["batch_size"], rule.batch_size,
+                                                         share / full.tokens)
+        stage["batch_size"] = rule.batch_size
+        timeline = stage_timeline(Stage.model_validate({**stage, "steps": 1, "tokens": None}), length)
+        steps = timeline.step_at_tokens(share) if timeline.warmup else round(share / (rule.batch_size * length))
+        new_steps.append(max(rule.min_stage_steps, steps))
+        new_tokens.append(timeline.tokens_before(new_steps[-1]))
     run_ratio = sum(new_steps) / sum(full_steps)
+    run_token_ratio = sum(new_tokens) / full_tokens
     for stage, new in zip(data["stages"], new_steps):
         stage["steps"], stage["tokens"] = new, None
-        stage["batch_size"], stage["micro_batch_size"] = rule.batch_size, None
+        stage["micro_batch_size"] = None
         stage["lr"] = stage["lr"] * lr_multiplier
-        if rule.sample_data:
+        if rule.sample_data and not rule.languages:
             stage["mixture"] = None
 
     # Each component shrinks its own sizes (Component.scaled); step counts by the ratio of the
@@ -100,14 +120,20 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     for loc, kind, ref in component_refs(recipe):
         in_stage = loc[0] == "stages"
         stage_ratio = new_steps[loc[1]] / full_steps[loc[1]] if in_stage else run_ratio
+        token_ratio = new_tokens[loc[1]] / full_plan.stages[loc[1]].tokens if in_stage else run_token_ratio
         scaling = Scaling(length=shrink, vocab_size=rule.vocab_size,
-                          steps=lambda n, span="stage", r=stage_ratio: _scale_steps(n, run_ratio if span == "run" else r))
+                          steps=lambda n, span="stage", r=stage_ratio: _scale_steps(n, run_ratio if span == "run" else r),
+                          tokens=lambda n, span="stage", r=token_ratio: n * (run_token_ratio if span == "run" else r))
         scaled = resolved.component(registries, kind, ref).scaled(scaling)
         schema_keys = {k: getattr(ref, k) for k in type(ref).model_fields if k != "name"}  # e.g. every_steps
         _set(data, loc, {**schema_keys, **scaled})
     for ev in data["evaluators"]:
         if ev.get("every_steps"):
             ev["every_steps"] = max(1, round(ev["every_steps"] * run_ratio))
+    if rule.languages:
+        problems = offline_languages(data, rule.languages, registries)
+        if problems:
+            raise RecipeError([RecipeIssue(source, None, None, f"scales.{name}.languages", p) for p in problems])
     data["checkpoint_every"] = max(1, min(data["checkpoint_every"], sum(new_steps) // 4))
     data["log_every"] = max(1, min(data["log_every"], sum(new_steps) // 20))
 
@@ -120,6 +146,18 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     if issues:
         raise RecipeError(issues)
     return validate_data(data, f"{source} (scale {name})", registries)
+
+
+def _scaled_batch_warmup(spec: dict, full_batch: int, batch: int, token_ratio: float) -> dict:
+    """A batch warmup for a stage whose batch becomes ``batch``, of the same shape: its start and rise the
+    divisors of ``batch`` nearest the same fractions of it, over the same fraction of the stage's tokens."""
+    def nearest_divisor(fraction: float) -> int:
+        wanted = fraction * batch
+        return min((d for d in range(1, batch + 1) if batch % d == 0), key=lambda d: (abs(d - wanted), d))
+
+    increment = nearest_divisor((spec.get("increment") or spec["start"]) / full_batch)
+    start = max(increment, round(spec["start"] / full_batch * batch / increment) * increment)
+    return {"start": min(start, batch), "increment": increment, "tokens": spec["tokens"] * token_ratio}
 
 
 def _scale_steps(steps: int, ratio: float) -> int:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from encoder_recipes.batch_warmup import BatchWarmup
+
 #: ``json_schema_extra`` of a field that does not change what a run trains: it is left out of
 #: :func:`identity` (the recipe hash), so changing it does not block ``--resume``
 NOT_IDENTITY: dict[str, Any] = {"identity": False}
@@ -110,6 +112,9 @@ class DataSource(Strict):
     split: str = "train"
     text_field: str = "text"
     streaming: bool = Field(True, description="stream with an IterableDataset (position saved in checkpoints)")
+    size: float | None = Field(
+        None, gt=0, description="the source's size for a mixture that weighs by size (e.g. tokens, for "
+        "`temperature`); None: its count of training documents, counted when a run starts")
 
     @model_validator(mode="after")
     def _one_location(self) -> DataSource:
@@ -119,10 +124,16 @@ class DataSource(Strict):
         return self
 
 
+#: a data mixture: a registered mixture component (``{name: temperature, tau: 0.7}``), or a mapping of
+#: sampling weights per source name, short for ``{name: weights, weights: {...}}``
+MixtureRef = dict[str, float] | ComponentRef
+
+
 class Data(Strict):
     sources: list[DataSource] = Field(min_length=1)
-    mixture: dict[str, float] = Field(
-        default_factory=dict, description="sampling weight per source name; empty: all sources equally"
+    mixture: MixtureRef = Field(
+        default_factory=dict, description="how sources are drawn: sampling weight per source name (empty: all "
+        "sources equally), or a mixture component, e.g. {name: temperature, tau: 0.7}"
     )
     validation_fraction: float = Field(0.01, gt=0, lt=1, description="documents held out for validation")
     shard_by_rank: bool = Field(
@@ -145,6 +156,8 @@ class Data(Strict):
 
     @model_validator(mode="after")
     def _mixture_names(self) -> Data:
+        if not isinstance(self.mixture, dict):
+            return self  # a component checks its own names (Component.check)
         names = {s.name for s in self.sources}
         unknown = sorted(set(self.mixture) - names)
         if unknown:
@@ -174,12 +187,36 @@ class Rope(Strict):
     local_theta: float | None = Field(None, gt=0)
 
 
+class BatchWarmupSpec(Strict):
+    """Batch-size warmup: the global batch grows from start to the stage's batch_size over its first tokens.
+
+    As ModernBERT and mmBERT do: equal rises, each size getting a share of the
+    warmup tokens proportional to it, so each lasts about as many steps
+    (:mod:`encoder_recipes.batch_warmup`, which follows their code to the token).
+    """
+
+    start: PositiveInt = Field(description="global batch (sequences) of the stage's first step; ModernBERT: one "
+                               "micro-batch per device (96 × 8 GPUs = 768)")
+    tokens: float = Field(gt=0, description="tokens (padding included) over which the batch rises to batch_size")
+    increment: PositiveInt | None = Field(
+        None, description="sequences each rise adds; None: start (one micro-batch per device, as ModernBERT)"
+    )
+
+
 class Stage(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     context: ComponentRef = Field(description="context-length schedule, e.g. {name: fixed, seq_len: 1024}")
     steps: int | None = Field(None, gt=0, description="optimizer steps (give steps or tokens)")
-    tokens: float | None = Field(None, gt=0, description="tokens incl. padding; steps = tokens / (batch × max seq len)")
-    batch_size: int = Field(gt=0, description="global batch size in sequences")
+    tokens: float | None = Field(
+        None, gt=0, description="tokens incl. padding (batch × seq len per step; a multi-length context counts "
+        "its mean length); the stage lasts until the tokens seen reach it: ceil(tokens / (batch × seq len)) steps, "
+        "counted through batch_warmup's smaller batches when there is one",
+    )
+    batch_size: int = Field(gt=0, description="global batch size in sequences (after batch_warmup)")
+    batch_warmup: BatchWarmupSpec | None = Field(
+        None, description="grow the global batch from batch_warmup.start to batch_size over the stage's first "
+        "batch_warmup.tokens tokens; None: batch_size from the first step",
+    )
     micro_batch_size: PositiveInt | Literal["auto"] | None = Field(
         "auto", description="sequences per device per forward; auto: the largest that fits the GPU's memory "
         "by an estimate of activations (the whole share on CPU); None: the whole share (no accumulation)"
@@ -202,7 +239,8 @@ class Stage(Strict):
         False, description="with document_isolation: position ids restart at 0 in every packed document"
     )
     rope: Rope = Field(default_factory=Rope)
-    mixture: dict[str, float] | None = Field(None, description="data mixture for this stage (default: data.mixture)")
+    mixture: MixtureRef | None = Field(
+        None, description="data mixture for this stage, weights or a component (default: data.mixture)")
     epochs: float | None = Field(None, gt=0, description="passes over the stage's data, where the source says so")
     allow_context_shrink: bool = Field(False, description="permit a shorter max length than the stage before")
     reset_optimizer: bool = Field(
@@ -214,6 +252,12 @@ class Stage(Strict):
     def _steps_or_tokens(self) -> Stage:
         if (self.steps is None) == (self.tokens is None):
             raise ValueError(f"stage {self.name!r} needs exactly one of steps or tokens")
+        if self.batch_warmup is not None:
+            spec = self.batch_warmup
+            try:  # the ramp's own rules (start <= batch_size, sizes in whole increments)
+                BatchWarmup(start=spec.start, end=self.batch_size, tokens=spec.tokens, increment=spec.increment)
+            except ValueError as exc:
+                raise ValueError(f"stage {self.name!r}: batch_warmup: {exc}") from None
         if self.restart_positions and not self.document_isolation:
             # restarting positions while documents still see each other would garble RoPE's relative positions
             raise ValueError(f"stage {self.name!r}: restart_positions needs document_isolation: true")
@@ -251,6 +295,10 @@ class ScaleRule(Strict):
         "(Adam's best LR grows as a model narrows, as in muP), so a tiny model learns in few steps"
     )
     sample_data: bool = Field(True, description="train on the offline sample corpus of the recipe's language")
+    languages: list[str] = Field(
+        default_factory=list, description="mix these languages' sample corpora instead, one source each, listed "
+        "in the order the full-scale language sets take them (largest first); each temperature mixture keeps its "
+        "τ and its language set is mapped by rank (see core/scale_languages.py)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="key.path: value applied last")
 
 

@@ -154,8 +154,9 @@ def component_refs(recipe: Recipe) -> list[tuple[tuple, str, ComponentRef]]:
 
     The slots come from :data:`~encoder_recipes.components.kinds.KINDS`.
     """
+    # a slot may also hold a shorthand that is not a reference (a mixture's mapping of weights)
     refs = [(loc, kind.name, ref) for kind in KINDS.values() for slot in kind.slots
-            for loc, ref in _expand(recipe, slot) if ref is not None]
+            for loc, ref in _expand(recipe, slot) if isinstance(ref, ComponentRef)]
     return sorted(refs, key=lambda found: _schema_order(found[0]))
 
 
@@ -271,7 +272,7 @@ def _cross_checks(recipe: Recipe, raw: Any, file: str, registries: Registries) -
                                  f"context shrinks (from {max(previous_max, lengths[0])} to {min(lengths)}); "
                                  f"set allow_context_shrink: true on stage {stage.name!r} if that is intended"))
         previous_max = longest
-        for key in (stage.mixture or {}):
+        for key in (stage.mixture if isinstance(stage.mixture, dict) else {}):
             if key not in sources:
                 issues.append(_issue(raw, file, ("stages", i, "mixture", key),
                                      f"unknown data source {key!r}; sources: {', '.join(sorted(sources))}"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from encoder_recipes.components.kinds import KINDS, Evaluator, Masking, Optimizer, Tokenizer
+from encoder_recipes.components.kinds import KINDS, Evaluator, Masking, Mixture, Optimizer, Tokenizer
 from encoder_recipes.plugin_manager import load_plugins
 from encoder_recipes.registry import build_registries
 from encoder_recipes.training import checkpoint as ckpt
@@ -32,7 +32,8 @@ from pathlib import Path
 from pydantic import Field
 
 from encoder_recipes.components.base import Params
-from encoder_recipes.components.kinds import ContextSchedule, Evaluator, LRSchedule, Masking, Optimizer, Tokenizer
+from encoder_recipes.components.kinds import (ContextSchedule, Evaluator, LRSchedule, Masking, Mixture, Optimizer,
+                                              Tokenizer)
 from encoder_recipes.hookspecs import hookimpl
 
 SPECIALS = ["[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]"]
@@ -119,6 +120,20 @@ class Momentum(Optimizer):
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=self.params.momentum)
 
 
+class Favourite(Mixture):
+    """Every document from one source."""
+    name = "favourite"
+
+    class Params(Params):
+        source: str
+
+    def probabilities{mixture_probabilities}:
+        return {name: float(name == self.params.source) for name in sources}
+
+    def describe(self, clock):
+        return {"favourite_step": clock.step}
+
+
 @hookimpl
 def encoder_recipes_register_tokenizers():
     return [Characters]
@@ -144,6 +159,10 @@ def encoder_recipes_register_optimizers():
     return [Momentum]
 
 @hookimpl
+def encoder_recipes_register_mixtures():
+    return [Favourite]
+
+@hookimpl
 def encoder_recipes_register_recipes():
     return [Path(__file__).with_name("tplug_everykind.yaml")]
 '''
@@ -153,7 +172,7 @@ metadata: {{name: every-kind, language: xx, description: every component from an
 model: {{hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 2,
         max_position_embeddings: 64, local_attention: 16}}
 tokenizer: {{name: characters}}
-data: {{sources: [{{name: text, paths: ["{corpus}"]}}], validation_fraction: 0.1}}
+data: {{sources: [{{name: text, paths: ["{corpus}"]}}, {{name: other, paths: ["{other}"]}}], validation_fraction: 0.1}}
 evaluators: [{{name: width}}]
 optimizer: {{name: momentum, momentum: 0.5, grad_clip: null}}
 stages:
@@ -164,6 +183,7 @@ stages:
     lr: 1.0e-3
     lr_schedule: {{name: halving}}
     masking: {{name: every_other, offset: 1}}
+    mixture: {{name: favourite, source: text}}
 scales: {{smoke: {{sample_data: false}}}}  # no plugin registers a sample corpus for "xx": keep the recipe's own text
 """
 
@@ -175,7 +195,8 @@ def _plugin_source() -> str:
     an argument the base class does not declare, this plugin breaks.
     """
     source = textwrap.dedent(PLUGIN)
-    for base, method in ((Tokenizer, "build"), (Masking, "mask"), (Evaluator, "evaluate"), (Optimizer, "build")):
+    for base, method in ((Tokenizer, "build"), (Masking, "mask"), (Evaluator, "evaluate"), (Optimizer, "build"),
+                         (Mixture, "probabilities")):
         signature = str(inspect.signature(getattr(base, method)))
         source = source.replace(f"{{{base.kind}_{method}}}", signature)
     return source
@@ -190,7 +211,9 @@ def installed(tmp_path, monkeypatch):
     corpus.write_text("\n".join(f"line {i} of a small corpus with some words in it" for i in range(200)),
                       encoding="utf-8")
     (site / "tplug_everykind.py").write_text(_plugin_source(), encoding="utf-8")
-    (site / "tplug_everykind.yaml").write_text(RECIPE.format(corpus=corpus), encoding="utf-8")
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(f"OTHER {i} NEVER DRAWN" for i in range(50)), encoding="utf-8")
+    (site / "tplug_everykind.yaml").write_text(RECIPE.format(corpus=corpus, other=other), encoding="utf-8")
     info = site / "tplug_everykind-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tplug-everykind\nVersion: 0.1\n")
@@ -219,6 +242,9 @@ def test_an_outside_component_of_every_kind_trains_a_step(installed, tmp_path):
     assert [r["lr"] for r in steps] == [1.0e-3, 0.5e-3]  # halving
     assert [r["seq_len"] for r in steps] == [16, 32]  # growing
     assert [r["mask_rate"] for r in steps] == [0.5, 0.5]  # every_other
+    assert [r["mixture/favourite_step"] for r in steps] == [0, 1]  # favourite: its own numbers, by step
+    assert all(r["mixture/p/text"] == 1.0 and r["mixture/p/other"] == 0.0 for r in steps)
+    assert steps[0]["mixture/docs/text"] == 1.0 and all(r["mixture/docs/other"] == 0.0 for r in steps)
     assert all(r["loss"] > 0 for r in steps)
     (evaluation,) = [r for r in read_metrics(out) if r.get("event") == "eval"]
     assert evaluation["width/hidden_size"] == 32
@@ -237,3 +263,4 @@ def test_at_smoke_scale_an_outside_component_answers_for_itself(installed):
     stage = recipe.stages[0]
     assert (stage.context.name, stage.context.params) == ("growing", {"seq_len": 32})
     assert (stage.masking.name, stage.masking.params) == ("every_other", {"offset": 1})
+    assert (stage.mixture.name, stage.mixture.params) == ("favourite", {"source": "text"})

@@ -58,11 +58,11 @@ def test_installed_wheel_finds_recipes_and_plugins(tmp_path):
 
     plugins = json.loads(cli("plugins", "--json"))
     by_name = {p["name"]: p for p in plugins["plugins"]}
-    assert {"builtin", "ja", "fi", "zh"} <= set(by_name), plugins
+    assert {"builtin", "ja", "fi", "zh", "mul", "en"} <= set(by_name), plugins
     assert all(p["path"].startswith(str(env_dir)) for p in by_name.values()), "plugins must come from the wheel"
     assert plugins["failures"] == []  # the editable install on the deps path is not loaded a second time
     recipes = {r["name"]: r for r in json.loads(cli("list", "--json"))}
     assert set(recipes) == {"ja-llmjp", "ja-modernbert-ja", "fi-modernbert", "fi-modernbert-large-short",
-                            "zh-modernbert-wwm"}
+                            "zh-modernbert-wwm", "mmbert-base", "en-modernbert-base"}
     assert all(r["path"].startswith(str(env_dir)) for r in recipes.values())
     assert "stage1" in cli("show", "ja-llmjp")

@@ -35,6 +35,9 @@ class Scaling:
     steps: Callable[[int, Literal["stage", "run"]], int]
     #: the vocabulary a tokenizer trains at this scale
     vocab_size: int
+    #: a full-scale number of tokens -> the scale's, within a span (as ``steps``): times the ratio of
+    #: the span's tokens at this scale to its tokens at full scale
+    tokens: Callable[[float, Literal["stage", "run"]], float]
 
 
 #: a problem a component finds with the recipe using it: (field path under the component's

@@ -15,6 +15,7 @@ one entry there, its base class here and its register hook in
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -181,6 +182,35 @@ class Optimizer(Component):
         """
 
 
+class Mixture(Component):
+    """Which data source supplies each next document: a probability per source at each step."""
+
+    kind: ClassVar[str] = "mixture"
+
+    @abstractmethod
+    def probabilities(self, clock: Clock, *, sources: Sequence[str],
+                      sizes: Mapping[str, float] | None) -> dict[str, float]:
+        """Each source's probability of supplying a document read at this step (a pure function of
+        the clock and the sizes). The engine draws every document of the step from them.
+
+        :param sources: the recipe's data source names.
+        :param sizes: each source's size (``data.sources[].size``, else its count of training
+            documents) when :meth:`needs_sizes` is True, else None.
+
+        Return a probability for every source (0: not drawn); they must sum to 1.
+        """
+
+    def needs_sizes(self) -> bool:
+        """Whether :meth:`probabilities` reads the sources' sizes; the engine counts a source's
+        documents for it only then. The default says no."""
+        return False
+
+    def describe(self, clock: Clock) -> dict[str, float]:
+        """Numbers written to each ``metrics.jsonl`` line as ``mixture/<key>`` (the temperature's
+        ``tau``); the default none. The engine logs the probabilities and the shares itself."""
+        return {}
+
+
 # --- the table of kinds ---------------------------------------------------------
 
 
@@ -218,6 +248,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          "scores a masked-LM checkpoint and returns named metrics"),
     Kind("optimizer", "encoder_recipes_register_optimizers", Optimizer, (("optimizer",),),
          "builds the torch optimizer, with weight-decay groups by parameter role"),
+    Kind("mixture", "encoder_recipes_register_mixtures", Mixture, (("data", "mixture"), ("stages", "*", "mixture")),
+         "gives each data source's probability of supplying the next document at each step"),
 )}
 
 

@@ -9,6 +9,13 @@ Step convention (the one transformers' ``get_*_schedule`` functions use, and
 the tests compare against them): over a span of ``T`` steps the multiplier at
 step ``t`` (0-based) ramps ``t / warmup_steps`` during warmup, and the decay
 reaches ``final_ratio`` at ``t = T``, one step after the last step trained.
+
+A warmup may be given in tokens instead (``warmup_tokens``, as ModernBERT's
+composer schedules count): the multiplier then ramps ``tokens seen /
+warmup_tokens``, the tokens seen before the step within the scope, which a
+batch warmup makes grow unevenly per step; the warmup ends at the first step
+with ``warmup_tokens`` behind it (:meth:`Clock.step_at_tokens`). What follows
+the warmup is measured in steps.
 """
 
 from __future__ import annotations
@@ -32,14 +39,40 @@ class WarmupParams(ScheduledParams):
     """Params shared by every schedule with a linear warmup."""
 
     warmup_steps: int = Field(0, ge=0, description="steps of linear warmup from 0 to the peak LR")
+    warmup_tokens: float | None = Field(
+        None, gt=0, description="the warmup in tokens instead (padding included): the multiplier is tokens seen / "
+        "warmup_tokens until they are reached, exact under a batch warmup; give it or warmup_steps, not both",
+    )
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> WarmupParams:
+        if self.warmup_tokens is not None and self.warmup_steps:
+            raise ValueError("give warmup_steps or warmup_tokens, not both")
+        return self
 
 
 class _WarmupSchedule(LRSchedule):
     """A schedule whose params start with :class:`WarmupParams`: the warmup shrinks with its span."""
 
     def scaled(self, scaling: Scaling) -> dict[str, Any]:
-        return {**super().scaled(scaling),
-                "warmup_steps": scaling.steps(self.params.warmup_steps, self.params.scope)}
+        p = self.params
+        out = {**super().scaled(scaling), "warmup_steps": scaling.steps(p.warmup_steps, p.scope)}
+        if p.warmup_tokens is not None:
+            out["warmup_tokens"] = scaling.tokens(p.warmup_tokens, p.scope)
+        return out
+
+    def warmup_end(self, clock: Clock) -> int:
+        """The first step after the warmup, counted within the scope."""
+        p = self.params
+        return p.warmup_steps if p.warmup_tokens is None else clock.step_at_tokens(p.scope, p.warmup_tokens)
+
+    def ramp(self, clock: Clock) -> float | None:
+        """The warmup multiplier at this step, or None once warmup is over."""
+        p = self.params
+        if p.warmup_tokens is None:
+            return _warmup(clock.position(p.scope)[0], p.warmup_steps)
+        seen = clock.tokens(p.scope)
+        return seen / p.warmup_tokens if seen < p.warmup_tokens else None
 
 
 def _warmup(t: int, warmup_steps: int) -> float | None:
@@ -74,10 +107,11 @@ class LinearWarmupDecay(_WarmupSchedule):
 
     def multiplier(self, clock: Clock) -> float:
         t, total = clock.position(self.params.scope)
-        w, final = self.params.warmup_steps, self.params.final_ratio
-        ramp = _warmup(t, w)
+        final = self.params.final_ratio
+        ramp = self.ramp(clock)
         if ramp is not None:
             return ramp
+        w = self.warmup_end(clock)
         # Same arithmetic as transformers, so final_ratio 0 matches it bit for bit.
         left = max(0.0, float(total - t) / float(max(1, total - w)))
         return final + (1.0 - final) * left
@@ -169,11 +203,11 @@ class WarmupStableDecay(_WarmupSchedule):
             return self._stage_start(clock, self.params.decay_start_stage, "decay_start_stage")
         # round(): a fraction of a whole number of steps; never before warmup ends.
         decay_steps = round(self.params.decay_fraction * total)
-        return max(self.params.warmup_steps, total - decay_steps)
+        return max(self.warmup_end(clock), total - decay_steps)
 
     def multiplier(self, clock: Clock) -> float:
         t, total = clock.position(self.params.scope)
-        ramp = _warmup(t, self.params.warmup_steps)
+        ramp = self.ramp(clock)
         if ramp is not None:
             return ramp
         start = self.decay_start(clock)
@@ -217,10 +251,11 @@ class DampedCosine(_WarmupSchedule):
 
     def multiplier(self, clock: Clock) -> float:
         t, total = clock.position(self.params.scope)
-        w, final = self.params.warmup_steps, self.params.final_ratio
-        ramp = _warmup(t, w)
+        final = self.params.final_ratio
+        ramp = self.ramp(clock)
         if ramp is not None:
             return ramp
+        w = self.warmup_end(clock)
         progress = min(1.0, float(t - w) / float(max(1, total - w)))
         phase = math.pi * (2 * self.params.cycles - 1) * progress
         factor = 0.5 * (1.0 + math.cos(phase)) * math.exp(-self.params.damping * progress)

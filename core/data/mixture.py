@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from encoder_recipes.data.mixing import MixtureSchedule
 from encoder_recipes.data.sources import DocumentStream
 
 
@@ -20,6 +21,8 @@ class MixtureStream:
     :param weights: sampling weight per source name; only the ratios matter.
         Empty: every source equally (the recipe schema's meaning of an empty
         ``mixture``). A source left out of a non-empty mapping is not drawn.
+        Or a :class:`~encoder_recipes.data.mixing.MixtureSchedule`: the
+        probabilities change with the step given to :meth:`set_step`.
     :param seed: seed of the draws.
 
     :meth:`state_dict` holds the generator's state, every stream's position
@@ -27,24 +30,34 @@ class MixtureStream:
     given that state, yields exactly the documents the old one would have.
     """
 
-    def __init__(self, streams: dict[str, DocumentStream], weights: dict[str, float], seed: int) -> None:
+    def __init__(self, streams: dict[str, DocumentStream], weights: dict[str, float] | MixtureSchedule,
+                 seed: int) -> None:
         if not streams:
             raise ValueError("a mixture needs at least one stream")
-        unknown = sorted(set(weights) - set(streams))
-        if unknown:
-            raise ValueError(f"mixture weights name unknown sources {unknown}; sources are {sorted(streams)}")
         # Sorted names: the draws do not depend on the order the dict was built in.
         self.names = sorted(streams)
-        raw = np.array([1.0 if not weights else float(weights.get(name, 0.0)) for name in self.names])
-        if (raw < 0).any() or not np.isfinite(raw).all() or raw.sum() <= 0:
-            raise ValueError(f"mixture weights must be finite, >= 0 and not all 0; got {dict(zip(self.names, raw))}")
-        self.probabilities = raw / raw.sum()
+        self.schedule = weights if isinstance(weights, MixtureSchedule) else None
+        self.probabilities = self._normalised(weights.at(0) if self.schedule is not None else weights)
         self.streams = streams
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self.epochs: dict[str, int] = {name: 0 for name in self.names}  #: completed passes per source
         self.drawn: dict[str, int] = {name: 0 for name in self.names}  #: documents yielded per source
         self._iterators: dict[str, Iterator[str]] = {}
+
+    def _normalised(self, weights: dict[str, float]) -> np.ndarray:
+        unknown = sorted(set(weights) - set(self.names))
+        if unknown:
+            raise ValueError(f"mixture weights name unknown sources {unknown}; sources are {self.names}")
+        raw = np.array([1.0 if not weights else float(weights.get(name, 0.0)) for name in self.names])
+        if (raw < 0).any() or not np.isfinite(raw).all() or raw.sum() <= 0:
+            raise ValueError(f"mixture weights must be finite, >= 0 and not all 0; got {dict(zip(self.names, raw))}")
+        return raw / raw.sum()
+
+    def set_step(self, step: int) -> None:
+        """Draw the next documents with the schedule's probabilities at ``step`` (fixed weights: no change)."""
+        if self.schedule is not None:
+            self.probabilities = self._normalised(self.schedule.at(step))
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         while True:

@@ -147,7 +147,7 @@ def stage_batches(store: Store, resolved: Any, tokenizer: Any, *, stage_index: i
     recipe = resolved.recipe
     spec_stage = recipe.stages[stage_index]
     spec = StoreSpec(
-        store=store.location.url, weights=spec_stage.mixture or recipe.data.mixture, mixture_seed=recipe.seed + stage_index,
+        store=store.location.url, weights=_fixed_weights(recipe, stage_index), mixture_seed=recipe.seed + stage_index,
         packing=spec_stage.packing, masking=masking, seed=recipe.seed, cls_id=tokenizer.cls_token_id,
         sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
         vocab_size=len(tokenizer), special_ids=list(tokenizer.all_special_ids), rank=rank, world=world,
@@ -160,3 +160,14 @@ def stage_batches(store: Store, resolved: Any, tokenizer: Any, *, stage_index: i
     check_enough(store, packing=spec.packing, steps=[(b, L) for _, b, L, _ in steps], passes=spec.passes,
                  state=spec.state)
     return StoreBatches(spec, steps, workers=workers, prefetch=prefetch)
+
+
+def _fixed_weights(recipe: Any, stage_index: int) -> dict[str, float]:
+    """The stage's weights: a store's plan draws with fixed weights, not a mixture component's schedule."""
+    from encoder_recipes.data.mixing import mixture_ref
+
+    ref = mixture_ref(recipe, stage_index)
+    if ref.name != "weights":
+        raise ValueError(f"stage {recipe.stages[stage_index].name!r} mixes its data with {ref.name!r}: a prepared "
+                         "store reads with fixed weights only (train without the store)")
+    return dict(ref.params.get("weights", {}))

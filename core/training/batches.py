@@ -38,6 +38,9 @@ class Batch:
     #: per row, the lengths of the documents packed into it (delimiters included; they sum to the
     #: row's non-padding length), so attention can keep packed documents apart
     doc_lengths: list[list[int]]
+    #: documents and their tokens read from each source while this batch was made, ``{name: (docs,
+    #: tokens)}``: the mixture's draws (documents are read in chunks, so a batch may read none)
+    sources: dict[str, tuple[int, int]] | None = None
 
     def slice(self, start: int, stop: int) -> Batch:
         mask = self.attention_mask[start:stop]
@@ -91,6 +94,9 @@ class SequenceStream:
         self.pending: deque[Sequence] = deque()
         self._iter = iter(documents)
         self._ids_packer = self._words_packer = None
+        #: documents and tokens read from each source so far, {name: [docs, tokens]} (for the metrics,
+        #: which log differences, so it is not part of the state)
+        self.read: dict[str, list[int]] = {}
 
     def _new_packers(self, seq_len: int) -> None:
         # Word ids are packed by a twin packer fed the same lengths, so they
@@ -105,15 +111,20 @@ class SequenceStream:
             self.pending.clear()
             self._new_packers(seq_len)
         while len(self.pending) < n:
-            texts = []
+            names, texts = [], []
             for _ in range(TOKENIZE_CHUNK):
                 try:
-                    texts.append(next(self._iter)[1])
+                    name, text = next(self._iter)
                 except StopIteration:
                     break
+                names.append(name)
+                texts.append(text)
             if not texts:
                 raise RuntimeError("the data ran out (every source is exhausted)")
-            for ids, words in self.doc_tokenizer(texts):
+            for name, (ids, words) in zip(names, self.doc_tokenizer(texts)):
+                counts = self.read.setdefault(name, [0, 0])
+                counts[0] += 1
+                counts[1] += len(ids)
                 packed = self._ids_packer.add(ids)
                 packed_words = self._words_packer.add(words) if words is not None else [None] * len(packed)
                 for seq, wseq in zip(packed, packed_words):
@@ -186,7 +197,13 @@ class BatchMaker:
         self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
 
     def next(self, *, step: int, batch_size: int, seq_len: int, rate: float) -> Batch:
+        documents = self.sequences.documents
+        if hasattr(documents, "set_step"):
+            documents.set_step(step)  # a mixture whose probabilities change with the step
+        before = {name: tuple(counts) for name, counts in self.sequences.read.items()}
         seqs = self.sequences.take(batch_size, seq_len)
+        read = {name: (docs - before.get(name, (0, 0))[0], tokens - before.get(name, (0, 0))[1])
+                for name, (docs, tokens) in self.sequences.read.items()}
         input_ids, attention, word_ids = collate(seqs, self.pad_id)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         special = torch.isin(input_ids, self.special_ids)
@@ -194,7 +211,8 @@ class BatchMaker:
             input_ids, rate=rate, special_tokens_mask=special, mask_token_id=self.mask_id,
             vocab_size=self.vocab_size, generator=generator, word_ids=word_ids, special_ids=self.special_ids,
         )
-        return Batch(inputs, attention, labels, int(attention.sum()), [list(lengths) for _, _, lengths in seqs])
+        return Batch(inputs, attention, labels, int(attention.sum()), [list(lengths) for _, _, lengths in seqs],
+                     sources=read)
 
     def state_after(self, step: int) -> dict[str, Any]:
         """The stream state right after the batch of ``step`` (the last one made, in process)."""

@@ -1,8 +1,8 @@
 """The training recipe: ``setup()`` → ``train()`` → ``cleanup()``.
 
 ``train()`` is the whole loop, readable top to bottom. Everything that varies
-with the step — learning rate, masking rate, sequence length, RoPE thetas —
-is a pure function of the global step through the plan's clock, so a run
+with the step — learning rate, masking rate, sequence length, RoPE thetas,
+the global batch under a batch warmup — is a pure function of the global step through the plan's clock, so a run
 resumed at step N continues exactly as an uninterrupted one would.
 """
 
@@ -26,6 +26,7 @@ import yaml
 
 from encoder_recipes import __version__
 from encoder_recipes.data import store_run
+from encoder_recipes.data.mixing import MixtureSchedule, source_sizes, stage_mixture
 from encoder_recipes.data.mixture import stream_positions
 from encoder_recipes.data.sources import DocumentStream, require_documents, tokenizer_texts
 from encoder_recipes.modeling.build import build_model, describe_attention_backend, set_rope_thetas, special_ids_from_tokenizer
@@ -42,6 +43,7 @@ from encoder_recipes.training.prefetch import PipelineSpec, PrefetchedBatches
 from encoder_recipes.training.card import model_card
 from encoder_recipes.training.distributed import Dist, close_distributed, init_distributed, pick_device
 from encoder_recipes.training.metrics import MetricsLog, StageProgress, read_metrics
+from encoder_recipes.training.mixture_log import MixtureLog
 from encoder_recipes.training.summary import summarize
 from encoder_recipes.validation import ResolvedRecipe
 
@@ -98,6 +100,7 @@ class Trainer:
         self.store = None  # the prepared store the run reads (data.store), opened in setup()
         # where the documents stood at the checkpoint we resumed from: {"stage": name, "stream": state}
         self.resumed_data: dict[str, Any] | None = None
+        self._sizes: dict[str, float] | None = None  # the sources' sizes, counted once if a mixture asks
 
     # --- setup -------------------------------------------------------------------
 
@@ -167,6 +170,12 @@ class Trainer:
         self.metrics.truncate_after(self.step)
         self.bf16 = recipe.precision == "bf16" or (
             recipe.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        for stage in self.plan.stages:
+            uneven = [b for b in stage.batch_sizes if b % self.dist.world]
+            if uneven:  # found now, not at the first such step hours in
+                raise TrainingError(f"stage {stage.name}: global batch {uneven[0]} does not split over "
+                                    f"{self.dist.world} processes; make batch_size (and batch_warmup's start and "
+                                    "increment) multiples of the process count")
         self.micro_batches = {stage.index: self._micro_batch(stage) for stage in self.plan.stages}
         store_run.check_run(self.store, self.resolved, self.registries, self.plan, first=self.step,
                             last=self._last_step(), data=self.resumed_data, world=self.dist.world)
@@ -273,21 +282,32 @@ class Trainer:
             steps = []
             for step in range(self.step, end):
                 clock = self.plan.clock(step)
-                steps.append(StepPlan(step, stage.batch_size, context.seq_len(clock), masking.rate(clock),
+                steps.append(StepPlan(step, self.plan.batch_at(step), context.seq_len(clock), masking.rate(clock),
                                       stage.lr * schedule.multiplier(clock)))
+            mixture = self._mixture(stage, steps)
             set_rope_thetas(self.model, global_theta=stage.global_rope_theta, local_theta=stage.local_rope_theta)
             if spec.reset_optimizer and self.step == stage.start:
                 # Only at the stage's first step: a resume inside the stage keeps the stage's own moments.
                 # A new optimizer from the recipe's component starts every count afresh, whatever the
                 # optimizer keeps where (optimi's StableAdamW counts steps in its param groups, not its state).
                 self.optimizer = self._optimizer()
-            batches = self._batches(stage, masking, data, steps)
+            batches = self._batches(stage, masking, data, steps, mixture.schedule)
             try:
-                data = self._train_stage(stage, steps, batches)
+                data = self._train_stage(stage, steps, batches, mixture)
             finally:
                 batches.close()
 
-    def _train_stage(self, stage: StagePlan, steps: list[StepPlan], batches) -> dict[str, Any]:
+    def _mixture(self, stage: StagePlan, steps: list[StepPlan]) -> MixtureLog:
+        """The stage's mixture: its probabilities at each of ``steps``, and what the metrics say of it."""
+        mixture = stage_mixture(self.resolved, self.registries, stage.index)
+        if mixture.needs_sizes() and self._sizes is None:
+            self._sizes = source_sizes(self.recipe.data)
+        names = list(self.streams)
+        schedule = MixtureSchedule.build(mixture, (self.plan.clock(s.step) for s in steps), sources=names,
+                                         sizes=self._sizes if mixture.needs_sizes() else None)
+        return MixtureLog(mixture, schedule, names)
+
+    def _train_stage(self, stage: StagePlan, steps: list[StepPlan], batches, mixture: MixtureLog) -> dict[str, Any]:
         """The stage's ``steps``; returns the data state after the last one (the next stage starts there)."""
         stage_end = stage.start + stage.steps
         progress = StageProgress(stage.name, stage.steps, self.step - stage.start,
@@ -303,6 +323,7 @@ class Trainer:
                 loss, grad_norm = self._optimizer_step(batch, self.micro_batches[stage.index], plan.step, stage)
                 self.step = plan.step + 1
                 tokens += batch.tokens
+                mixture.add(getattr(batch, "sources", None))  # a prepared store's batches do not count sources
 
                 elapsed = time.perf_counter() - started
                 progress.update(loss=f"{loss:.3f}", tok_s=f"{tokens / elapsed:,.0f}", lr=f"{plan.lr:.2e}",
@@ -312,9 +333,11 @@ class Trainer:
                     self.metrics.write({
                         "step": self.step, "stage": stage.name, "stage_step": self.step - stage.start,
                         "loss": loss, "lr": plan.lr, "mask_rate": plan.mask_rate, "seq_len": plan.seq_len,
+                        "batch_size": plan.batch_size, "tokens_seen": self.plan.timeline.tokens_before(self.step),
                         "global_rope_theta": stage.global_rope_theta, "local_rope_theta": stage.local_rope_theta,
                         "tokens": batch.tokens, "tokens_per_s": tokens / elapsed, "grad_norm": float(grad_norm),
                         "eta_s": elapsed / (self.step - first) * (stage_end - self.step),
+                        **mixture.line(self.plan.clock(plan.step)),
                     })
                 stop = self.dist.any(self._signal is not None)  # a rank may have missed the signal
                 if stop or self.step % self.recipe.checkpoint_every == 0 or last_here:
@@ -397,7 +420,8 @@ class Trainer:
         return isolated_inputs(self.model, doc_lengths=part.doc_lengths,
                                restart_positions=spec.restart_positions, **inputs)
 
-    def _batches(self, stage: StagePlan, masking, data: dict[str, Any] | None, steps: list[StepPlan]):
+    def _batches(self, stage: StagePlan, masking, data: dict[str, Any] | None, steps: list[StepPlan],
+                 mixture: MixtureSchedule):
         """The stage's batches, from where ``data`` says the documents stand.
 
         ``data`` is None for a fresh run, the state of this stage's checkpoint
@@ -415,7 +439,7 @@ class Trainer:
         same_stage = data is not None and data["stage"] == stage.name
         pipeline = PipelineSpec(
             streams=self.streams,
-            weights=spec.mixture or self.recipe.data.mixture or {name: 1.0 for name in self.streams},
+            weights=mixture,
             mixture_seed=self.recipe.seed + stage.index,
             tokenizer=self.tokenizer, segmenter=self._segmenter_for(masking),
             packing=spec.packing, masking=masking, seed=self.recipe.seed,

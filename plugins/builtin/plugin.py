@@ -5,7 +5,7 @@ any outside plugin; the components themselves live in
 ``encoder_recipes.components`` and ``encoder_recipes.evaluation``.
 """
 
-from encoder_recipes.components import context, lr_schedules, masking, optimizers, tokenizers
+from encoder_recipes.components import context, lr_schedules, masking, mixtures, optimizers, tokenizers
 from encoder_recipes.data.samples import SampleCorpus
 from encoder_recipes.evaluation import embeddings, fill_mask, finetune, mlm, pppl, retrieval
 from encoder_recipes.hookspecs import hookimpl
@@ -55,6 +55,11 @@ def encoder_recipes_register_evaluators():
 @hookimpl
 def encoder_recipes_register_optimizers():
     return [optimizers.AdamW, optimizers.StableAdamW]
+
+
+@hookimpl
+def encoder_recipes_register_mixtures():
+    return [mixtures.Weights, mixtures.Temperature]
 
 
 @hookimpl

@@ -239,3 +239,52 @@ def test_schedules_are_registered_by_name():
     for cls in classes:
         assert cls.kind == "lr_schedule" and cls.summary()
         assert all(f.description for n, f in cls.Params.model_fields.items())
+
+
+# --- warmup in tokens ------------------------------------------------------------------------
+
+
+def token_clocks(total: int, batches: list[int], seq_len: int = 10) -> list[Clock]:
+    """Clocks of a one-stage run whose batch at each step is ``batches[step]`` (a hand-made ramp)."""
+    from encoder_recipes.batch_warmup import BatchWarmup, TokenTimeline
+    from encoder_recipes.timeline import RunTimeline
+
+    warmup = BatchWarmup(start=2, end=8, tokens=300)  # 2, 4, 6 then 8
+    timeline = TokenTimeline(8, seq_len, warmup)
+    assert [timeline.batch_at(s) for s in range(len(batches))] == batches
+    run = RunTimeline([(total, timeline)])
+    return [Clock(step=t, total_steps=total, stage="main", stage_index=0, stage_step=t, stage_steps=total,
+                  stage_starts={"main": 0}, timeline=run) for t in range(total)]
+
+
+def test_warmup_in_tokens_ramps_with_the_tokens_seen():
+    clocks = token_clocks(30, [2] * 3 + [4] * 3 + [6] * 2 + [8] * 4)
+    seen = [c.tokens("stage") for c in clocks]
+    sched = LinearWarmupDecay(warmup_tokens=200, final_ratio=0.0)
+    # the ramp is tokens seen / 200 while below 200: uneven per step as the batch grows
+    for c, tokens in zip(clocks, seen):
+        if tokens < 200:
+            assert sched.multiplier(c) == pytest.approx(tokens / 200)
+    end = next(t for t, tokens in enumerate(seen) if tokens >= 200)
+    assert sched.warmup_end(clocks[0]) == end
+    # then the decay, in steps, from the warmup's last step as with warmup_steps = end
+    in_steps = LinearWarmupDecay(warmup_steps=end, final_ratio=0.0)
+    assert [sched.multiplier(c) for c in clocks[end:]] == [in_steps.multiplier(c) for c in clocks[end:]]
+
+
+def test_warmup_in_tokens_with_a_constant_batch_is_the_warmup_in_steps():
+    from encoder_recipes.batch_warmup import TokenTimeline
+    from encoder_recipes.timeline import RunTimeline
+
+    run = RunTimeline([(40, TokenTimeline(4, 16))])  # 64 tokens a step
+    clocks = [Clock(t, 40, "main", 0, t, 40, {"main": 0}, timeline=run) for t in range(40)]
+    for tokens_cls, steps_cls in [(WarmupStableDecay(warmup_tokens=640, decay_fraction=0.3),
+                                   WarmupStableDecay(warmup_steps=10, decay_fraction=0.3)),
+                                  (DampedCosine(warmup_tokens=640), DampedCosine(warmup_steps=10)),
+                                  (LinearWarmupDecay(warmup_tokens=640), LinearWarmupDecay(warmup_steps=10))]:
+        assert [tokens_cls.multiplier(c) for c in clocks] == pytest.approx([steps_cls.multiplier(c) for c in clocks])
+
+
+def test_warmup_steps_and_tokens_together_are_refused():
+    with pytest.raises(ValidationError, match="not both"):
+        LinearWarmupDecay(warmup_steps=3, warmup_tokens=1e6)

@@ -148,3 +148,25 @@ def test_document_isolation_reaches_the_model(train_recipe, registries, tmp_path
         assert all(torch.isfinite(torch.tensor(losses)))
         first_losses[isolate] = losses[0]
     assert first_losses[True] != pytest.approx(first_losses[False], abs=1e-6)
+
+
+def test_batch_warmup_sets_each_steps_batch_and_resumes_exactly(train_recipe, registries, tmp_path):
+    """Stage "short" (8 × 64) warms its batch up 2 → 8 over 1,500 tokens: 2, 2, 4, 4, 6, 6, then 8.
+    A run stopped inside the ramp and resumed logs the same batches and losses, and ends with the same weights."""
+    path = train_recipe(steps1=10, steps2=2, checkpoint_every=4)
+    text = path.read_text(encoding="utf-8").replace(
+        "    batch_size: 8\n", "    batch_size: 8\n    batch_warmup: {start: 2, tokens: 1500}\n")
+    path.write_text(text.replace("log_every: 2", "log_every: 1"), encoding="utf-8")
+    full, _ = run(path, registries, tmp_path / "full")
+    run(path, registries, tmp_path / "parts", max_steps=5)  # the step-4 checkpoint is inside the ramp
+    parts, _ = run(path, registries, tmp_path / "parts", resume="auto")
+
+    def logged(folder):
+        return [(m["step"], m["batch_size"], m["tokens_seen"], m["loss"]) for m in read_metrics(folder)
+                if m.get("event") is None]
+
+    assert [b for _, b, _, _ in logged(tmp_path / "full")] == [2, 2, 4, 4, 6, 6, 8, 8, 8, 8, 4, 4]
+    assert logged(tmp_path / "full") == logged(tmp_path / "parts")
+    a, b = weights(full), weights(parts)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)

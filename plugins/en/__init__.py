@@ -1,0 +1,1 @@
+"""The en plugin: English, with the ModernBERT-base recipe."""

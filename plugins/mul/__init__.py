@@ -1,0 +1,1 @@
+"""mul: multilingual recipes (ISO 639-2 "multiple languages")."""
