@@ -85,8 +85,10 @@ class SequencePlanner:
         self.pending: deque[list[Piece]] = deque()
         self._buffer: deque[list[int]] = deque()  # naive: [source, doc, start, stop] in extended coordinates
         self._buffered = 0
-        self._items: list[Piece] = []  # best_fit: chunks waiting for the window to fill
-        self._block: tuple[int, np.ndarray] | None = None
+        # best_fit: chunks waiting for the window to fill, rows of (source, doc, start, stop), each with a [SEP]
+        self._items = np.zeros((0, 4), dtype=np.int64)
+        self._blocks: dict[int, np.ndarray] = {}  # mixture draws by block
+        self._mean_length = 256  # naive: a guess of the document length, to size its look-ahead
         self._lengths: dict[int, tuple[int, np.ndarray]] = {}
 
     # -- documents in mixture order --------------------------------------------------
@@ -94,11 +96,7 @@ class SequencePlanner:
     def _draw(self) -> int:
         if len(self.names) == 1:
             return 0
-        block = self.drawn // BLOCK
-        if self._block is None or self._block[0] != block:
-            rng = np.random.default_rng([self.seed, block])
-            self._block = (block, rng.choice(len(self.names), size=BLOCK, p=self.probabilities))
-        return int(self._block[1][self.drawn % BLOCK])
+        return int(self._mixture_block(self.drawn // BLOCK)[self.drawn % BLOCK])
 
     def _length(self, s: int, doc: int) -> int:
         start, lengths = self._lengths.get(s, (0, np.zeros(0, dtype=np.int64)))
@@ -126,6 +124,55 @@ class SequencePlanner:
         self.position[s] += 1
         return s, doc, self._length(s, doc)
 
+    def _mixture_block(self, block: int) -> np.ndarray:
+        if block not in self._blocks:
+            if len(self._blocks) >= 4:
+                self._blocks.clear()
+            rng = np.random.default_rng([self.seed, block])
+            self._blocks[block] = rng.choice(len(self.names), size=BLOCK, p=self.probabilities)
+        return self._blocks[block]
+
+    def _mixture(self, m: int) -> np.ndarray:
+        """Sources of the next ``m`` draws."""
+        if len(self.names) == 1 or m == 0:
+            return np.zeros(m, dtype=np.int64)
+        first, last = self.drawn // BLOCK, (self.drawn + m - 1) // BLOCK
+        drawn = np.concatenate([self._mixture_block(b) for b in range(first, last + 1)])
+        at = self.drawn - first * BLOCK
+        return drawn[at : at + m]
+
+    def _upcoming(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(sources, docs, lengths)`` of the next ``m`` documents, not yet drawn; fewer where a source runs out."""
+        sources = self._mixture(m)
+        docs = np.zeros(m, dtype=np.int64)
+        lengths = np.zeros(m, dtype=np.int64)
+        stop = m
+        for s, source in enumerate(self.sources):
+            at = np.flatnonzero(sources == s)
+            if not len(at):
+                continue
+            count = source.documents
+            first = self.epochs[s] * count + self.position[s]  # this source's reading, across its passes
+            fit = max(0, min(len(at), self.passes * count - first))
+            if fit < len(at):
+                stop = min(stop, int(at[fit]))
+            if fit:
+                d = (first + np.arange(fit)) % count
+                docs[at[:fit]] = d
+                parts = np.split(d, np.flatnonzero(d[1:] == 0) + 1)  # runs of consecutive documents
+                lengths[at[:fit]] = np.concatenate([source.lengths(int(r[0]), int(r[-1]) + 1) for r in parts])
+        return sources[:stop], docs[:stop], lengths[:stop]
+
+    def _advance(self, sources: np.ndarray) -> None:
+        """Draw the documents :meth:`_upcoming` gave for these sources (a prefix of them)."""
+        for s, c in enumerate(np.bincount(sources, minlength=len(self.names)).tolist()):
+            if c:
+                count = self.sources[s].documents
+                last = self.epochs[s] * count + self.position[s] + c - 1
+                # as next_document leaves it: a source read to its end waits at `documents` until drawn again
+                self.epochs[s], self.position[s] = last // count, last % count + 1
+        self.drawn += len(sources)
+
     # -- packing over lengths ----------------------------------------------------------
 
     def take(self, n: int, seq_len: int) -> list[list[Piece]]:
@@ -136,28 +183,66 @@ class SequencePlanner:
             self.pending.clear()
             self._buffer.clear()
             self._buffered = 0
-            self._items = []
+            self._items = np.zeros((0, 4), dtype=np.int64)
+        # Every rank plans the whole global batch, so this runs over arrays of documents, not one at a time:
+        # each mode finds how many documents the next sequences need (a cumulative sum), then draws exactly
+        # those, so the stream and the state are those of adding documents one by one.
+        add = {"none": self._add_none, "naive": self._add_naive, "best_fit": self._add_best_fit}[self.packing]
         while len(self.pending) < n:
-            self._add(*self.next_document())
+            add(n - len(self.pending))
         return [self.pending.popleft() for _ in range(n)]
 
-    def _add(self, s: int, doc: int, length: int) -> None:
-        L = self.seq_len
-        if self.packing == "none":
-            self.pending.append([Piece(s, doc, 0, min(length, L - 2), True)])
-        elif self.packing == "naive":
-            # extended coordinates: position `length` is the document's closing [SEP]
-            self._buffer.append([s, doc, 0, length + 1])
-            self._buffered += length + 1
-            while self._buffered >= L - 1:
-                self.pending.append(self._cut(L - 1))
-        else:
-            chunk = L - 2
-            self._items.extend(Piece(s, doc, a, min(a + chunk, length), True) for a in range(0, max(length, 1), chunk))
-            if len(self._items) >= self.window:
-                items, self._items = self._items, []
-                bins = best_fit_decreasing([p.stop - p.start + 1 for p in items], L - 1)
-                self.pending.extend([items[i] for i in b] for b in bins)
+    def _add_none(self, wanted: int) -> None:
+        sources, docs, lengths = self._upcoming(wanted)
+        self._advance(sources)
+        cap = self.seq_len - 2
+        self.pending.extend([Piece(s, d, 0, min(length, cap), True)]
+                            for s, d, length in zip(sources.tolist(), docs.tolist(), lengths.tolist()))
+        if len(sources) < wanted:
+            self.next_document()  # a source ran out: raises StoreTooSmall naming it
+
+    def _add_naive(self, wanted: int) -> None:
+        body = self.seq_len - 1
+        need = wanted * body - self._buffered  # extended tokens still to buffer (at least 1)
+        ask = min(need, max(64, 2 * need // self._mean_length))
+        sources, docs, lengths = self._upcoming(ask)
+        extended = lengths + 1  # a document's tokens and its closing [SEP]
+        total = np.cumsum(extended)
+        k = min(int(np.searchsorted(total, need)) + 1, len(sources))  # up to the document that completes them
+        self._advance(sources[:k])
+        self._buffer.extend([s, d, 0, e] for s, d, e in
+                            zip(sources[:k].tolist(), docs[:k].tolist(), extended[:k].tolist()))
+        self._buffered += int(total[k - 1]) if k else 0
+        if k:
+            # a running guess of the document length, so the next look-ahead is about as far as needed
+            self._mean_length = max(1, (self._mean_length + int(lengths[:k].mean()) + 1) // 2)
+        while self._buffered >= body:
+            self.pending.append(self._cut(body))
+        if len(sources) < ask and (not k or total[k - 1] < need):
+            self.next_document()  # a source ran out: raises StoreTooSmall naming it
+
+    def _add_best_fit(self, wanted: int) -> None:
+        chunk = self.seq_len - 2
+        room = self.window - len(self._items)
+        # every document gives at least one chunk, so `room` documents always fill the window
+        sources, docs, lengths = self._upcoming(room)
+        counts = np.maximum(-(-lengths // chunk), 1)  # an empty document is still one (empty) chunk
+        total = np.cumsum(counts)
+        k = min(int(np.searchsorted(total, room)) + 1, len(sources))
+        self._advance(sources[:k])
+        if k:
+            counts = counts[:k]
+            owner = np.repeat(np.arange(k), counts)
+            start = (np.arange(int(total[k - 1])) - (total[:k] - counts)[owner]) * chunk
+            items = np.stack([sources[owner], docs[owner], start, np.minimum(start + chunk, lengths[owner])], axis=1)
+            self._items = np.concatenate([self._items, items])
+        if len(self._items) >= self.window:
+            items, self._items = self._items, np.zeros((0, 4), dtype=np.int64)
+            bins = best_fit_decreasing((items[:, 3] - items[:, 2] + 1).tolist(), self.seq_len - 1)
+            rows = items.tolist()
+            self.pending.extend([Piece(*rows[i], True) for i in b] for b in bins)
+        elif k == len(sources):
+            self.next_document()  # a source ran out: raises StoreTooSmall naming it
 
     def _cut(self, body: int) -> list[Piece]:
         pieces = []
@@ -181,7 +266,7 @@ class SequencePlanner:
         return {
             "sources": self.names, "drawn": self.drawn, "position": list(self.position), "epochs": list(self.epochs),
             "seq_len": self.seq_len, "pending": [[list(p) for p in seq] for seq in self.pending],
-            "buffer": [list(b) for b in self._buffer], "items": [list(p) for p in self._items],
+            "buffer": [list(b) for b in self._buffer], "items": [[*row, True] for row in self._items.tolist()],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -193,8 +278,8 @@ class SequencePlanner:
         self.pending = deque([Piece(*p) for p in seq] for seq in state["pending"])
         self._buffer = deque(list(b) for b in state["buffer"])
         self._buffered = sum(b[3] - b[2] for b in self._buffer)
-        self._items = [Piece(*p) for p in state["items"]]
-        self._block = None
+        self._items = np.array([p[:4] for p in state["items"]], dtype=np.int64).reshape(-1, 4)
+        self._blocks = {}
 
     def continue_from(self, other_state: dict[str, Any]) -> None:
         """Start a new stage where the previous stage's stream stopped: its documents, not its packing."""
