@@ -205,6 +205,11 @@ class Mixture(Component):
         documents for it only then. The default says no."""
         return False
 
+    def fixed_weights(self) -> dict[str, float] | None:
+        """The weights per source when they are the same at every step (a prepared store plans
+        with these; empty: every source equally), else None. The default says they are not."""
+        return None
+
     def describe(self, clock: Clock) -> dict[str, float]:
         """Numbers written to each ``metrics.jsonl`` line as ``mixture/<key>`` (the temperature's
         ``tau``); the default none. The engine logs the probabilities and the shares itself."""

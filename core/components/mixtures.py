@@ -59,6 +59,9 @@ class Weights(Mixture):
         total = sum(raw.values())
         return {name: w / total for name, w in raw.items()}
 
+    def fixed_weights(self) -> dict[str, float]:
+        return dict(self.params.weights)
+
     def check(self, recipe: Recipe) -> list[Problem]:
         return _unknown_sources(list(self.params.weights), recipe, ("weights",))
 

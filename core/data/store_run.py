@@ -164,10 +164,13 @@ def stage_batches(store: Store, resolved: Any, tokenizer: Any, *, stage_index: i
 
 def _fixed_weights(recipe: Any, stage_index: int) -> dict[str, float]:
     """The stage's weights: a store's plan draws with fixed weights, not a mixture component's schedule."""
+    from encoder_recipes.components.mixtures import Weights
     from encoder_recipes.data.mixing import mixture_ref
 
     ref = mixture_ref(recipe, stage_index)
-    if ref.name != "weights":
+    # the built-in fixed mixture answers for its weights; a schedule cannot be planned ahead into a store
+    weights = Weights(Weights.Params(**ref.params)).fixed_weights() if ref.name == Weights.name else None
+    if weights is None:
         raise ValueError(f"stage {recipe.stages[stage_index].name!r} mixes its data with {ref.name!r}: a prepared "
                          "store reads with fixed weights only (train without the store)")
-    return dict(ref.params.get("weights", {}))
+    return weights

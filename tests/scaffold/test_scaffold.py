@@ -118,13 +118,15 @@ def test_plugin_module_holds_only_hookimpls(tmp_path, registries, lang):
 )
 def test_starter_recipe_validates_with_the_plugin_loaded(tmp_path, registries, load_generated, lang, unspaced,
                                                          sample, words):
-    root = new_plugin(lang, dest=tmp_path, registries=registries, unspaced=unspaced)
-    reg = load_generated(root, lang)
-    assert reg.recipes.get(f"{lang}-starter").plugin == lang
+    # this project's own en plugin holds the name "en"; a second English plugin takes another
+    plugin_name = f"{lang}_extra" if lang in registries.loaded.plugins else None
+    root = new_plugin(lang, dest=tmp_path, registries=registries, unspaced=unspaced, plugin_name=plugin_name)
+    reg = load_generated(root, lang, plugin_name)
+    assert reg.recipes.get(f"{lang}-starter").plugin == (plugin_name or lang)
 
     full = load_recipe(f"{lang}-starter", registries=reg).recipe
     parent = load_recipe(default_extends(lang, registries), registries=reg).recipe
-    assert (full.metadata.name, full.metadata.language, full.metadata.requires) == (f"{lang}-starter", lang, [lang])
+    assert (full.metadata.name, full.metadata.language, full.metadata.requires) == (f"{lang}-starter", lang, [plugin_name or lang])
     assert full.model == parent.model and full.stages == parent.stages and full.tokenizer == parent.tokenizer
     assert [s.name for s in full.data.sources] == [s.name for s in parent.data.sources]
     assert all(s.paths == [f"/path/to/{lang}-corpus/{s.name}/**/*.jsonl"] for s in full.data.sources)
@@ -233,20 +235,21 @@ def _cli(*args: str, cwd: Path | None = None) -> str:
 
 @pytest.mark.slow
 def test_generate_install_list_validate_test_and_run_an_english_plugin(tmp_path):
-    root = new_plugin("en", dest=tmp_path, registries=default_registries())
+    # "en" is this project's own plugin, so the generated English one is named en_extra
+    root = new_plugin("en", dest=tmp_path, registries=default_registries(), plugin_name="en_extra")
     pip = (sys.executable, "-m", "pip")
     try:
         _run(*pip, "install", "--no-deps", "--no-build-isolation", "-e", str(root))
         assert md.distribution("encoder-recipes-en").version == "0.1.0"
 
         plugins = {p["name"]: p for p in json.loads(_cli("plugins", "--json"))["plugins"]}
-        assert plugins["en"]["distribution"] == "encoder-recipes-en"
-        assert plugins["en"]["contributes"] == {"recipe": ["en-starter"]}
-        assert set(plugins["en"]["hooks"]) == {"encoder_recipes_register_recipes", "encoder_recipes_word_segmenter",
+        assert plugins["en_extra"]["distribution"] == "encoder-recipes-en"
+        assert plugins["en_extra"]["contributes"] == {"recipe": ["en-starter"]}
+        assert set(plugins["en_extra"]["hooks"]) == {"encoder_recipes_register_recipes", "encoder_recipes_word_segmenter",
                                                "encoder_recipes_fill_mask_probes"}
 
         listed = {r["name"]: r for r in json.loads(_cli("list", "--json"))}
-        assert (listed["en-starter"]["language"], listed["en-starter"]["plugin"]) == ("en", "en")
+        assert (listed["en-starter"]["language"], listed["en-starter"]["plugin"]) == ("en", "en_extra")
 
         recipe_file = root / "encoder_recipes_en" / "recipes" / "en_starter.yaml"
         assert _cli("validate", str(recipe_file), "--scale", "smoke").strip() == f"{recipe_file}: ok"
