@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     from encoder_recipes.timeline import RunTimeline
 
@@ -43,6 +45,12 @@ class Clock:
         """Fraction of ``scope`` done before this step, in [0, 1)."""
         step, total = self.position(scope)
         return step / total if total else 0.0
+
+    def along(self, schedule, scope: str) -> float:
+        """A piecewise-linear schedule of ``(progress, value)`` points at this step's progress over
+        ``scope``; flat outside the points (a masking rate, a mixture's temperature)."""
+        xs, ys = zip(*schedule)
+        return float(np.interp(self.progress(scope), xs, ys))
 
     def tokens(self, scope: str) -> float:
         """Tokens seen before this step within ``scope`` (``"stage"`` or ``"run"``), padding included."""

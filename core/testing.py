@@ -23,6 +23,9 @@ installed can use these fixtures without importing or configuring anything:
     there: the offline sample corpus cannot be fetched, or a ``paths`` source
     matches no files.
 
+:func:`recipe_value` walks a dotted path through a recipe, for tests that
+check each cited value of a recipe (``stages.stage1.lr``).
+
 Only this module's top level is imported when pytest starts; the engine is
 imported inside the fixtures, so suites that never use them pay nothing.
 """
@@ -39,6 +42,24 @@ import pytest
 if TYPE_CHECKING:
     from encoder_recipes.registry import Registries
     from encoder_recipes.validation import ResolvedRecipe
+
+
+def recipe_value(obj: Any, path: str) -> Any:
+    """Walk ``a.b.c`` through a recipe: models, component params, dicts, and lists of named items."""
+    from encoder_recipes.schema import ComponentRef
+
+    for part in path.split("."):
+        if isinstance(obj, list):
+            matches = [item for item in obj if getattr(item, "name", None) == part]
+            assert matches, f"no item named {part!r} in {path}"
+            obj = matches[0]
+        elif isinstance(obj, dict):
+            obj = obj[part]
+        elif isinstance(obj, ComponentRef) and part in obj.params:
+            obj = obj.params[part]
+        else:
+            obj = getattr(obj, part)
+    return obj
 
 
 def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:

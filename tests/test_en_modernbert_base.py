@@ -20,10 +20,11 @@ import yaml
 
 from encoder_recipes.batch_warmup import BatchWarmup, TokenTimeline
 from encoder_recipes.plan import build_plan
+from encoder_recipes.testing import recipe_value as pick
 from encoder_recipes.plugin_manager import load_plugins
 from encoder_recipes.registry import build_registries
 from encoder_recipes.recipes import recipe_path
-from encoder_recipes.schema import ComponentRef, Recipe
+from encoder_recipes.schema import Recipe
 from encoder_recipes.validation import load_recipe
 
 FILE = "en_modernbert_base.yaml"
@@ -34,20 +35,6 @@ def recipe() -> Recipe:
     return Recipe.model_validate(yaml.safe_load(recipe_path(FILE).read_text(encoding="utf-8")))
 
 
-def pick(obj: Any, path: str) -> Any:
-    """Walk ``a.b.c`` through models, component params, dicts, and lists of named items."""
-    for part in path.split("."):
-        if isinstance(obj, list):
-            matches = [item for item in obj if getattr(item, "name", None) == part]
-            assert matches, f"no item named {part!r} in {path}"
-            obj = matches[0]
-        elif isinstance(obj, dict):
-            obj = obj[part]
-        elif isinstance(obj, ComponentRef) and part in obj.params:
-            obj = obj.params[part]
-        else:
-            obj = getattr(obj, part)
-    return obj
 
 
 def case(path: str, expected: Any, ref: str) -> Any:

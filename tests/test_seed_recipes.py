@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from encoder_recipes.plan import build_plan
+from encoder_recipes.testing import recipe_value as pick
 from encoder_recipes.recipes import recipe_path
-from encoder_recipes.schema import ComponentRef, Recipe
+from encoder_recipes.schema import Recipe
 
 RECIPE_FILES = ["ja_llmjp.yaml", "ja_modernbert_ja.yaml", "fi_modernbert.yaml", "zh_modernbert_wwm.yaml"]
 
@@ -35,20 +36,6 @@ def recipe(filename: str) -> Recipe:
     return Recipe.model_validate(raw(filename))
 
 
-def pick(obj: Any, path: str) -> Any:
-    """Walk ``a.b.c`` through models, component params, dicts, and lists of named items."""
-    for part in path.split("."):
-        if isinstance(obj, list):
-            matches = [item for item in obj if getattr(item, "name", None) == part]
-            assert matches, f"no item named {part!r} in {path}"
-            obj = matches[0]
-        elif isinstance(obj, dict):
-            obj = obj[part]
-        elif isinstance(obj, ComponentRef) and part in obj.params:
-            obj = obj.params[part]
-        else:
-            obj = getattr(obj, part)
-    return obj
 
 
 def case(filename: str, path: str, expected: Any, ref: str) -> Any:

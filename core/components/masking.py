@@ -25,7 +25,6 @@ import bisect
 import functools
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from encoder_recipes.clock import Clock
@@ -162,10 +161,7 @@ class _ScheduledRate(Masking):
 
     def rate(self, clock: Clock) -> float:
         schedule = self.params.schedule
-        if schedule is None:
-            return float(self.params.rate)
-        xs, ys = zip(*schedule)
-        return float(np.interp(clock.progress(self.params.scope), xs, ys))
+        return float(self.params.rate) if schedule is None else clock.along(schedule, self.params.scope)
 
 
 class TokenMasking(_ScheduledRate):

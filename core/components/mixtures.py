@@ -110,10 +110,7 @@ class Temperature(Mixture):
 
     def tau(self, clock: Clock) -> float:
         schedule = self.params.schedule
-        if schedule is None:
-            return float(self.params.tau)
-        xs, ys = zip(*schedule)
-        return float(np.interp(clock.progress(self.params.scope), xs, ys))
+        return float(self.params.tau) if schedule is None else clock.along(schedule, self.params.scope)
 
     def needs_sizes(self) -> bool:
         return self.params.premixed is None

@@ -9,29 +9,17 @@ disagree the case says which one the recipe follows.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from encoder_recipes.plan import build_plan
-from encoder_recipes.schema import ComponentRef
+from encoder_recipes.testing import recipe_value as pick
 from encoder_recipes.validation import load_recipe
 
 RECIPE = Path(__file__).resolve().parents[2] / "plugins" / "mul" / "recipes" / "mmbert_base.yaml"
 
 
-def pick(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        if isinstance(obj, list):
-            obj = next(item for item in obj if getattr(item, "name", None) == part)
-        elif isinstance(obj, dict):
-            obj = obj[part]
-        elif isinstance(obj, ComponentRef) and part in obj.params:
-            obj = obj.params[part]
-        else:
-            obj = getattr(obj, part)
-    return obj
 
 
 CITED = [
