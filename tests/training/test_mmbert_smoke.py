@@ -48,7 +48,7 @@ def test_mmbert_smoke_run_logs_mask_rate_tau_and_language_shares(registries, tmp
         documents = sum(r["mixture/documents"] for r in here)
         shares = {k: sum(r[f"mixture/docs/{k}"] * r["mixture/documents"] for r in here) / documents
                   for k in LANGUAGES}
-        assert documents > 300, documents
+        assert documents > 150, (stage.name, documents)  # the batch warmup keeps the first steps small
         for k in LANGUAGES:
             if k in languages:
                 assert shares[k] == pytest.approx(expected[k], abs=0.08), (stage.name, shares, expected)
