@@ -165,7 +165,7 @@ def _ours(cfg: dict[str, Any]) -> dict[str, Any]:
 
     trainer = Scored(resolved, registries, RunOptions(output=Path(cfg["output"]), progress=False))
     trainer.setup()
-    clock = _token_counter(trainer.model)
+    clock = _token_counter(trainer.forward_model)  # what the trainer calls
     trainer.train()
     trainer.metrics.close()
     return {"steps": cfg["steps"], "tokens": clock.total, "curve": curve.points}

@@ -306,7 +306,7 @@ def _ours(cfg: dict[str, Any]) -> dict[str, Any]:
     trainer_class = _premade_trainer() if cfg.get("premade") else Trainer
     trainer = trainer_class(resolved, registries, RunOptions(output=Path(cfg["output"]), progress=False))
     trainer.setup()
-    clock = StepClock(trainer.model)
+    clock = StepClock(trainer.forward_model)  # what the trainer calls (the chunked head loss around the model)
     training = time.perf_counter()
     trainer.train()
     ended = time.perf_counter()
