@@ -345,8 +345,8 @@ def _premade_trainer() -> type:
     class Premade(Trainer):
         """The trainer with every batch of the stage made before its first step: the model's time alone."""
 
-        def _batches(self, stage, masking, data, steps):  # noqa: ANN001, ANN202 (the trainer's signature)
-            maker = super()._batches(stage, masking, data, steps)  # data_workers: 0, so made in process
+        def _batches(self, stage, masking, data, steps, mixture):  # noqa: ANN001, ANN202 (the trainer's signature)
+            maker = super()._batches(stage, masking, data, steps, mixture)  # data_workers: 0, so made in process
             made = {s.step: maker.next(step=s.step, batch_size=s.batch_size, seq_len=s.seq_len, rate=s.mask_rate)
                     for s in steps}
             return _Replay(made, maker)
