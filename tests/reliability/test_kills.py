@@ -63,6 +63,17 @@ CHAINS: dict[str, list[tuple]] = {
 TOTALS: dict[str, dict] = {}
 
 
+def _kills_at_least(chain: str) -> int:
+    """How many of a chain's kills must land.
+
+    A random moment can fall after the run has finished (on a slow or loaded machine the last lives
+    have little left to do): CI counted 5 of the 10, a quiet machine 9. The other triggers are events
+    (a checkpoint folder appears), so all land, but one: a kill that lands a step late on a loaded
+    machine leaves the chain's last trigger asking for a step the run no longer has.
+    """
+    return 5 if chain == "random-delay" else len(CHAINS[chain]) - 1
+
+
 def _trigger(life: Life, run: Path, base: int, spec: tuple, run_seconds: float) -> bool:
     """Wait for the moment ``spec`` names; False when the process ended first."""
     kind = spec[0]
@@ -159,11 +170,11 @@ def test_killed_runs_resume_to_the_same_weights_and_losses(chain, kill_recipe, r
     stats["reference_seconds"] = round(reference_run.seconds, 1)
     TOTALS[chain] = stats
     print(f"\n{chain}: {json.dumps(stats)}")
-    assert stats["kills"] >= 5, stats  # the chain really was killed, again and again
+    assert stats["kills"] >= _kills_at_least(chain), stats  # the chain really was killed, again and again
 
 
 def test_kill_totals_are_reported():
-    """Runs after the chains: the sum the README quotes (at least 20 kills, every one survived)."""
+    """Runs after the chains: the sum the README quotes (every event-triggered kill plus the random floor, all survived)."""
     if len(TOTALS) < len(CHAINS):
         pytest.skip("the kill chains did not all run in this session")
     kills = sum(s["kills"] for s in TOTALS.values())
@@ -172,7 +183,7 @@ def test_kill_totals_are_reported():
         for phase, n in stats["landed"].items():
             landed[phase] = landed.get(phase, 0) + n
     print(f"\nkills survived: {kills}; landed in: {json.dumps(landed)}; details: {json.dumps(TOTALS)}")
-    assert kills >= 20
+    assert kills >= sum(_kills_at_least(chain) for chain in CHAINS)
 
 
 def test_sigkill_leaves_no_orphan_data_worker(kill_recipe, tmp_path):
