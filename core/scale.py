@@ -17,7 +17,10 @@ layer pattern and norm — and shrinks its *size*:
   trained offline in its place; context schedules divide their lengths by
   ``rule.seq_len_divisor`` (at least ``min_seq_len``); LR schedules scale
   their warmup by the ratio of the span they live in (the stage, or the run
-  for ``scope: run``). A plugin's component is kept as it is unless it says otherwise.
+  for ``scope: run``), but to at least ``rule.min_warmup_steps`` (at most a
+  tenth of the span): the smoke scale's LR is several times the paper's, and a
+  warmup of the paper's *fraction* of a short run is a few steps, which
+  left zh-modernbert-wwm's first stage stuck near the unigram loss. A plugin's component is kept as it is unless it says otherwise.
 * steps: ``rule.total_tokens`` (batch × sequence length) are shared among the
   stages in proportion to their full-scale tokens, and each stage's share
   becomes steps at its scaled length (at least ``min_stage_steps``). Sharing
@@ -121,8 +124,17 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
         in_stage = loc[0] == "stages"
         stage_ratio = new_steps[loc[1]] / full_steps[loc[1]] if in_stage else run_ratio
         token_ratio = new_tokens[loc[1]] / full_plan.stages[loc[1]].tokens if in_stage else run_token_ratio
-        scaling = Scaling(length=shrink, vocab_size=rule.vocab_size,
-                          steps=lambda n, span="stage", r=stage_ratio: _scale_steps(n, run_ratio if span == "run" else r),
+        span_steps = new_steps[loc[1]] if in_stage else sum(new_steps)
+
+        def steps(n: int, span: str = "stage", r: float = stage_ratio) -> int:
+            return _scale_steps(n, run_ratio if span == "run" else r)
+
+        def warmup_steps(n: int, span: str = "stage", stage_steps: int = span_steps, scale=steps) -> int:
+            # the minimum holds within the span the warmup lives in, and takes at most a tenth of it
+            within = sum(new_steps) if span == "run" else stage_steps
+            return max(scale(n, span), min(rule.min_warmup_steps, within // 10)) if n else 0
+
+        scaling = Scaling(length=shrink, vocab_size=rule.vocab_size, steps=steps, warmup_steps=warmup_steps,
                           tokens=lambda n, span="stage", r=token_ratio: n * (run_token_ratio if span == "run" else r))
         scaled = resolved.component(registries, kind, ref).scaled(scaling)
         schema_keys = {k: getattr(ref, k) for k in type(ref).model_fields if k != "name"}  # e.g. every_steps

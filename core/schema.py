@@ -270,12 +270,19 @@ class ScaleRule(Strict):
     seq_len_divisor: int = Field(8, gt=0, description="every sequence length is divided by this")
     min_seq_len: int = Field(64, gt=0)
     total_tokens: int = Field(
-        2_500_000, gt=0,
+        5_000_000, gt=0,
         description="token positions (batch × sequence length, padding included) over all stages: each stage gets "
         "the share of them its full-scale tokens have, so its steps = share / (batch × its scaled length); a "
         "1,024-token step costs 8 of a 128-token one, so steps are not shared by full-scale step counts",
     )
     min_stage_steps: int = Field(10, gt=0)
+    min_warmup_steps: int = Field(
+        100, ge=0,
+        description="an LR warmup scaled by its span's step ratio lasts at least this many steps (at most a tenth "
+        "of the span): Adam's second-moment average spans about 1/(1-β2) steps (50 at the seeds' β2 = 0.98), and "
+        "a linear warmup over 2/(1-β2) steps is enough for it (Ma & Yarats 2021, arXiv 1910.04209); the paper's "
+        "warmup fraction of a short run is a few steps, too few at the scale's larger LR",
+    )
     batch_size: int = Field(16, gt=0, description="global batch size in sequences, every stage")
     vocab_size: int = Field(4096, gt=0, description="tokenizer vocabulary trained for this scale")
     model: dict[str, Any] = Field(

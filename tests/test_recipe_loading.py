@@ -188,6 +188,21 @@ def test_smoke_scale_keeps_shape_and_shrinks_size(tmp_path, registries):
     assert recipe.stages[1].masking.params["rate"] == 0.15
 
 
+def test_smoke_warmup_lasts_at_least_the_rule_minimum_within_a_tenth_of_its_stage(tmp_path, registries):
+    # the paper's warmup fraction of a short run is a few steps (1 of 100 here -> about 33 at smoke scale)
+    text = BASE.replace("warmup_steps: 10}", "warmup_steps: 1}")
+    recipe = load_recipe(str(write(tmp_path, text)), registries=registries, scale="smoke").recipe
+    assert round(1 * recipe.stages[0].steps / 100) < 100
+    assert recipe.stages[0].lr_schedule.params["warmup_steps"] == ScaleRule().min_warmup_steps == 100
+    # a minimum longer than a tenth of the stage takes a tenth; no warmup stays none
+    text += "scales:\n  smoke: {min_warmup_steps: 100000}\n"
+    recipe = load_recipe(str(write(tmp_path, text)), registries=registries, scale="smoke").recipe
+    assert recipe.stages[0].lr_schedule.params["warmup_steps"] == recipe.stages[0].steps // 10
+    text = BASE.replace("warmup_steps: 10}", "warmup_steps: 0}")
+    recipe = load_recipe(str(write(tmp_path, text)), registries=registries, scale="smoke").recipe
+    assert recipe.stages[0].lr_schedule.params["warmup_steps"] == 0
+
+
 def test_unknown_scale_lists_known(tmp_path, registries):
     issues = issues_of(write(tmp_path, BASE), registries, scale="tiny")
     assert "unknown scale 'tiny'; this recipe has: smoke" in issues[0].message

@@ -38,6 +38,10 @@ class Scaling:
     #: a full-scale number of tokens -> the scale's, within a span (as ``steps``): times the ratio of
     #: the span's tokens at this scale to its tokens at full scale
     tokens: Callable[[float, Literal["stage", "run"]], float]
+    #: a full-scale LR warmup in steps -> the scale's: as ``steps``, but at least the scale's minimum
+    #: warmup (``ScaleRule.min_warmup_steps``, at most a tenth of the span's steps); an optimizer's
+    #: first steps need a warmup of some absolute length, not of the same fraction of a short run
+    warmup_steps: Callable[[int, Literal["stage", "run"]], int] | None = None
 
 
 #: a problem a component finds with the recipe using it: (field path under the component's

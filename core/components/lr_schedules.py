@@ -56,7 +56,8 @@ class _WarmupSchedule(LRSchedule):
 
     def scaled(self, scaling: Scaling) -> dict[str, Any]:
         p = self.params
-        out = {**super().scaled(scaling), "warmup_steps": scaling.steps(p.warmup_steps, p.scope)}
+        warmup = scaling.warmup_steps or scaling.steps
+        out = {**super().scaled(scaling), "warmup_steps": warmup(p.warmup_steps, p.scope)}
         if p.warmup_tokens is not None:
             out["warmup_tokens"] = scaling.tokens(p.warmup_tokens, p.scope)
         return out

@@ -113,6 +113,11 @@ class SampleCorpus:
     extra_documents: Callable[[], Iterable[dict[str, str]]] | None = None
     #: a line for SOURCE.md about the extra documents' origin and terms
     extra_note: str | None = None
+    #: fill-mask probes in the corpus's own domain (``{"text": "...{mask}...", "answers": [...]}``, sentences
+    #: written for this project, not taken from the corpus): a model trained on this corpus alone cannot know
+    #: the encyclopaedic facts of a paper's probes, so the end-of-run summary of a run on sample corpora
+    #: shows these instead, and a newcomer sees what the model did learn
+    probes: tuple[dict, ...] = ()
 
 
 def registered_corpora(registries: Registries | None = None) -> Registry[SampleCorpus]:
@@ -120,6 +125,16 @@ def registered_corpora(registries: Registries | None = None) -> Registry[SampleC
     from encoder_recipes.registry import default_registries
 
     return (registries or default_registries()).sample_corpora
+
+
+def sample_probes(sources: Iterable[object], registries: Registries | None = None) -> list[dict]:
+    """The in-domain probes of the sample corpora ``sources`` name, when every source is a sample corpus (else [])."""
+    names = [getattr(source, "sample", None) for source in sources]
+    if not names or None in names:
+        return []
+    corpora = registered_corpora(registries)
+    return [dict(probe) for name in dict.fromkeys(names) if name in corpora.names()
+            for probe in corpora.get(name).probes]
 
 
 def corpus_for_language(language: str, registries: Registries | None = None) -> SampleCorpus | None:

@@ -44,6 +44,8 @@ class EvalContext:
     step: int | None = None
     out_dir: Path | None = None
     registries: Any = None
+    #: fill-mask probes in the domain of the sample corpora the run trains on (empty for other data)
+    sample_probes: list[dict] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     #: the ranks a shardable evaluator shares its examples among (one process: rank 0 of 1)
     dist: Dist = field(default_factory=Dist)

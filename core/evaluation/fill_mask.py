@@ -84,9 +84,15 @@ class FillMaskEvaluator(Evaluator):
             raise ValueError("the fill_mask evaluator asks the language plugins for probes: "
                              "its context needs the registries")
         probes = context.registries.fill_mask_probes(context.language)
-        if not probes:
+        if not probes and not context.sample_probes:
             return {"probes": 0, "note": f"no plugin supplies fill-mask probes for {context.language!r}"}
-        summary, rows = score_probes(model, tokenizer, probes, k=self.params.k, device=context.device)
+        summary, rows = (score_probes(model, tokenizer, probes, k=self.params.k, device=context.device)
+                         if probes else ({"probes": 0}, []))
         details = {"k": self.params.k, "probes": rows}
+        if context.sample_probes:  # a run on sample corpora: their in-domain probes too, as domain_*
+            domain, domain_rows = score_probes(model, tokenizer, context.sample_probes, k=self.params.k,
+                                               device=context.device)
+            summary.update({f"domain_{key}": value for key, value in domain.items()})
+            details["domain_probes"] = domain_rows
         context.save_details(self.name, details)
         return {**summary, "details": details}

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from encoder_recipes.data.samples import sample_probes
 from encoder_recipes.data.sources import DocumentStream
 from encoder_recipes.evaluation.context import EvalContext
 
@@ -41,6 +42,7 @@ def eval_context(trainer: Any, stage: Any, step: int) -> EvalContext:
         seq_len=context_schedule.seq_len(clock), packing=spec.packing, masking=masking,
         mask_rate=masking.rate(clock), segmenter=trainer.segmenter, seed=recipe.seed, step=step,
         out_dir=trainer.out if trainer.dist.main else None, registries=trainer.registries, dist=trainer.dist,
+        sample_probes=sample_probes(recipe.data.sources, trainer.registries),
     )
 
 

@@ -8,7 +8,8 @@ probes with their top answers.
 The numbers are computed once, at the end of training: the MLM numbers come
 from the evaluation at the last step when the recipe has the ``mlm``
 evaluator (otherwise it is run here with its defaults), the probes from the
-language plugins. The same record goes to ``metrics.jsonl`` (``"event":
+sample corpora the run trained on (probes in their domain) or else the language
+plugins. The same record goes to ``metrics.jsonl`` (``"event":
 "summary"``), the model card and the terminal.
 """
 
@@ -38,7 +39,7 @@ def summarize(trainer: Any, model_dir: Path, seconds: float) -> dict[str, Any]:
             mlm = _evaluate_mlm(trainer)
         except ValueError:  # no validation text (e.g. validation_fraction 0): the summary goes without
             mlm = {}
-    probes = trainer.registries.fill_mask_probes(trainer.recipe.metadata.language)[:SUMMARY_PROBES]
+    probes = summary_probes(trainer.recipe, trainer.registries)
     rows = []
     if probes:
         trainer.model.eval()
@@ -60,6 +61,15 @@ def summarize(trainer: Any, model_dir: Path, seconds: float) -> dict[str, Any]:
         "mlm/accuracy": mlm.get("accuracy"),
         "probes": rows,
     }
+
+
+def summary_probes(recipe: Any, registries: Any) -> list[dict]:
+    """The probes the summary shows: the sample corpora's own (in the domain the run trained on) for a run on
+    sample corpora, else the language plugins' (a paper's probes, which ask for world knowledge)."""
+    from encoder_recipes.data.samples import sample_probes
+
+    probes = sample_probes(recipe.data.sources, registries) or registries.fill_mask_probes(recipe.metadata.language)
+    return probes[:SUMMARY_PROBES]
 
 
 def _evaluate_mlm(trainer: Any) -> dict[str, Any]:
@@ -86,7 +96,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"accuracy: {accuracy:.1%} of masked tokens predicted exactly")
     for row in summary.get("probes") or []:
         answers = " | ".join(p or "''" for p in row["predictions"])
-        lines.append(f"probe:    {row['text']}  ->  {answers}")
+        verdict = (f"expected answer at rank {row['rank']}" if row.get("rank")
+                   else f"expected one of: {', '.join(row['answers'])}")
+        lines.append(f"probe:    {row['text']}  ->  {answers}   ({verdict})")
     return "\n".join(lines)
 
 

@@ -76,3 +76,24 @@ def test_probes_come_from_the_language_plugins(tokenizer, ranked, write_plugin, 
     none = FillMaskEvaluator().evaluate(model=model, tokenizer=tokenizer,
                                         context=EvalContext(language="yy", registries=registries))
     assert none["probes"] == 0 and "yy" in none["note"]
+
+
+def test_sample_corpus_probes_are_scored_as_domain(tokenizer, ranked, registries):
+    """A run on sample corpora gets their in-domain probes scored beside the plugins' (domain_*)."""
+    model, first, _ = ranked
+    domain = [{"text": "the {mask} dialog", "answers": [first]}, {"text": "{mask} works", "answers": ["nothing"]}]
+    out = FillMaskEvaluator(k=1).evaluate(model=model, tokenizer=tokenizer, context=EvalContext(
+        language="yy", registries=registries, sample_probes=domain))
+    assert out["probes"] == 0 and out["domain_probes"] == 2 and out["domain_top1"] == 0.5
+    assert [r["rank"] for r in out["details"]["domain_probes"]] == [1, None]
+
+
+def test_sample_probes_only_for_runs_on_sample_corpora(registries):
+    from encoder_recipes.data.samples import sample_probes
+    from encoder_recipes.schema import DataSource
+
+    ja = DataSource(name="s", sample="ja")
+    probes = sample_probes([ja], registries)
+    assert probes and all(p["text"].count("{mask}") == 1 and p["answers"] for p in probes)
+    assert sample_probes([ja, DataSource(name="own", paths=["x/*.txt"])], registries) == []  # own text: none
+    assert sample_probes([], registries) == []
