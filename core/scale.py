@@ -96,7 +96,7 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
     lr_multiplier = rule.lr_multiplier or recipe.model.hidden_size / model["hidden_size"]
     full_steps = [s.steps for s in full_plan.stages]
     full_tokens = sum(s.tokens for s in full_plan.stages)
-    new_steps, new_tokens = [], []
+    new_steps, new_tokens, timelines = [], [], []
     for full, stage in zip(full_plan.stages, data["stages"]):
         share = rule.total_tokens * full.tokens / full_tokens
         length = max(rule.min_seq_len, full.mean_seq_len / divisor)
@@ -108,6 +108,7 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
         steps = timeline.step_at_tokens(share) if timeline.warmup else round(share / (rule.batch_size * length))
         new_steps.append(max(rule.min_stage_steps, steps))
         new_tokens.append(timeline.tokens_before(new_steps[-1]))
+        timelines.append(timeline)
     run_ratio = sum(new_steps) / sum(full_steps)
     run_token_ratio = sum(new_tokens) / full_tokens
     for stage, new in zip(data["stages"], new_steps):
@@ -129,13 +130,24 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
         def steps(n: int, span: str = "stage", r: float = stage_ratio) -> int:
             return _scale_steps(n, run_ratio if span == "run" else r)
 
-        def warmup_steps(n: int, span: str = "stage", stage_steps: int = span_steps, scale=steps) -> int:
+        def min_warmup(span: str, stage_steps: int = span_steps) -> int:
             # the minimum holds within the span the warmup lives in, and takes at most a tenth of it
-            within = sum(new_steps) if span == "run" else stage_steps
-            return max(scale(n, span), min(rule.min_warmup_steps, within // 10)) if n else 0
+            return min(rule.min_warmup_steps, (sum(new_steps) if span == "run" else stage_steps) // 10)
+
+        def warmup_steps(n: int, span: str = "stage", scale=steps, least=min_warmup) -> int:
+            return max(scale(n, span), least(span)) if n else 0
+
+        def tokens(n: float, span: str = "stage", r: float = token_ratio) -> float:
+            return n * (run_token_ratio if span == "run" else r)
+
+        def warmup_tokens(n: float, span: str = "stage", scale=tokens, least=min_warmup,
+                          timeline=timelines[loc[1] if in_stage else 0]) -> float:
+            # a warmup in tokens: at least the tokens of the span's first min_warmup steps (a run's span starts
+            # with its first stage)
+            return max(scale(n, span), timeline.tokens_before(least(span))) if n else 0
 
         scaling = Scaling(length=shrink, vocab_size=rule.vocab_size, steps=steps, warmup_steps=warmup_steps,
-                          tokens=lambda n, span="stage", r=token_ratio: n * (run_token_ratio if span == "run" else r))
+                          tokens=tokens, warmup_tokens=warmup_tokens)
         scaled = resolved.component(registries, kind, ref).scaled(scaling)
         schema_keys = {k: getattr(ref, k) for k in type(ref).model_fields if k != "name"}  # e.g. every_steps
         _set(data, loc, {**schema_keys, **scaled})

@@ -42,6 +42,9 @@ class Scaling:
     #: warmup (``ScaleRule.min_warmup_steps``, at most a tenth of the span's steps); an optimizer's
     #: first steps need a warmup of some absolute length, not of the same fraction of a short run
     warmup_steps: Callable[[int, Literal["stage", "run"]], int] | None = None
+    #: a full-scale LR warmup in tokens -> the scale's: as ``tokens``, but at least the tokens of the
+    #: span's first minimum-warmup steps (see ``warmup_steps``)
+    warmup_tokens: Callable[[float, Literal["stage", "run"]], float] | None = None
 
 
 #: a problem a component finds with the recipe using it: (field path under the component's

@@ -59,7 +59,7 @@ class _WarmupSchedule(LRSchedule):
         warmup = scaling.warmup_steps or scaling.steps
         out = {**super().scaled(scaling), "warmup_steps": warmup(p.warmup_steps, p.scope)}
         if p.warmup_tokens is not None:
-            out["warmup_tokens"] = scaling.tokens(p.warmup_tokens, p.scope)
+            out["warmup_tokens"] = (scaling.warmup_tokens or scaling.tokens)(p.warmup_tokens, p.scope)
         return out
 
     def warmup_end(self, clock: Clock) -> int:

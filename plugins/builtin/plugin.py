@@ -12,7 +12,13 @@ from encoder_recipes.hookspecs import hookimpl
 
 #: English: the LibreOffice help's original text, which the other sample
 #: corpora are checked against for untranslated paragraphs.
-ENGLISH_SAMPLE = SampleCorpus(name="en", language="en", package="libreoffice-help-en-us")
+#: Its in-domain fill-mask probes are written for this project in the help's style (not taken from it).
+ENGLISH_SAMPLE = SampleCorpus(name="en", language="en", package="libreoffice-help-en-us", probes=(
+    {"text": "To print the document, choose File - {mask}.", "answers": ["Print"]},
+    {"text": "Hold down the {mask} key and click.", "answers": ["Shift", "Ctrl", "Alt", "Command", "Option"]},
+    {"text": "Enter the formula in a {mask} of the spreadsheet.", "answers": ["cell", "row", "column", "range"]},
+    {"text": "Choose Tools - {mask}.", "answers": ["Options", "AutoCorrect", "Macros", "Customize", "Language"]},
+))
 
 
 @hookimpl

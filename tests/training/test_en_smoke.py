@@ -22,8 +22,8 @@ from encoder_recipes.training.metrics import read_metrics
 from encoder_recipes.training.trainer import RunOptions, train
 from encoder_recipes.validation import load_recipe
 
-#: the seeds' rule, smaller: 300k token positions shared by full-scale tokens (the seeds' 2.5M take
-#: about 3 minutes), and 5 steps at least per stage (10 for the seeds; a 1,024-token step costs 8 short ones)
+#: the seeds' rule, smaller: 300k token positions shared by full-scale tokens (the seeds' 5M take
+#: about 3.5 minutes), and 5 steps at least per stage (10 for the seeds; a 1,024-token step costs 8 short ones)
 RULE = ["scales.smoke.total_tokens=300000", "scales.smoke.min_stage_steps=5"]
 
 
