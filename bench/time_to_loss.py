@@ -20,7 +20,10 @@ ours is the number of packed ``seq_len`` rows that holds as many tokens
 (16 × 190 ≈ 6 × 512). A batch counted in *sequences* would hand the packing
 side 2.7× the tokens per step and so 2.7× fewer steps for the same text, and
 at this size the step count decides the loss (session 4 measured that first:
-ours ended 1.0 nats behind). Each side runs once: on a shared machine a
+ours ended 1.0 nats behind). ``"packing": "best_fit", "isolation": True`` in
+:func:`run`'s config for ours trains the baseline's very sequences without their padding (best-fit packing of
+whole cut documents, each attending only to itself, positions restarting);
+``bench/RESULTS.md`` §6 has both. Each side runs once: on a shared machine a
 neighbour's work slows a run, so the load at the start of each is recorded
 beside it.
 """
@@ -188,7 +191,7 @@ def _ours(cfg: dict[str, Any]) -> dict[str, Any]:
 
     trainer = Scored(resolved, registries, RunOptions(output=Path(cfg["output"]), progress=False))
     trainer.setup()
-    clock = _token_counter(trainer.forward_model)  # what the trainer calls
+    clock = _token_counter(trainer.forward_model, trainer.tokenizer.pad_token_id)  # what the trainer calls
     trainer.train()
     trainer.metrics.close()
     return {"steps": cfg["steps"], "batch": cfg["batch_size"], "tokens": clock.total, "curve": curve.points}
@@ -197,14 +200,17 @@ def _ours(cfg: dict[str, Any]) -> dict[str, Any]:
 class _token_counter:  # noqa: N801 (used like a function)
     """Non-padding tokens of the training forwards (scoring forwards run under no_grad and are skipped)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, pad_id: int | None = None) -> None:
         import torch
 
         self.total = 0
 
         def count(module: Any, args: tuple, kwargs: dict[str, Any]) -> None:
             if torch.is_grad_enabled():
-                self.total += int(kwargs["attention_mask"].sum())
+                mask = kwargs["attention_mask"]
+                # with documents isolated the mask is a mapping of 4-D masks: count the non-pad ids instead
+                real = mask if isinstance(mask, torch.Tensor) else kwargs["input_ids"] != pad_id
+                self.total += int(real.sum())
 
         model.register_forward_pre_hook(count, with_kwargs=True)
 

@@ -283,6 +283,7 @@ def recipe(cfg: dict[str, Any]) -> dict[str, Any]:
             "batch_size": cfg["batch_size"], "lr": cfg["lr"],
             "lr_schedule": {"name": "linear_warmup_decay", "warmup_steps": max(1, cfg["steps"] // 10)},
             "masking": masking, "packing": cfg["packing"],
+            "document_isolation": cfg.get("isolation", False), "restart_positions": cfg.get("isolation", False),
         }],
         "data_workers": cfg["data_workers"], "seed": cfg["seed"], "precision": "fp32", "attention": "sdpa",
         "log_every": 10, "checkpoint_every": 10**9,

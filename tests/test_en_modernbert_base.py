@@ -181,3 +181,12 @@ def test_batch_warmup_is_modernberts():
     spec = recipe().stages[0].batch_warmup
     ramp = BatchWarmup(start=spec.start, end=4608, tokens=spec.tokens, increment=spec.increment)
     assert ramp.sizes == tuple(96 * 8 * k for k in range(1, 6))
+
+
+def test_smoke_lr_warmup_in_tokens_lasts_the_rule_minimum(registries):
+    """The paper's 3B of 1.719T tokens would be 24 steps at smoke scale; the rule's minimum makes it 100."""
+    from encoder_recipes.schema import ScaleRule
+
+    recipe = load_recipe("en-modernbert-base", registries=registries, scale="smoke").recipe
+    plan = build_plan(recipe, registries, vocab_size=4096)
+    assert plan.stages[0].lr_warmup_steps == ScaleRule().min_warmup_steps
