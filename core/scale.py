@@ -125,26 +125,26 @@ def apply_scale(recipe: Recipe, name: str, registries: Registries, *, source: st
         in_stage = loc[0] == "stages"
         stage_ratio = new_steps[loc[1]] / full_steps[loc[1]] if in_stage else run_ratio
         token_ratio = new_tokens[loc[1]] / full_plan.stages[loc[1]].tokens if in_stage else run_token_ratio
-        span_steps = new_steps[loc[1]] if in_stage else sum(new_steps)
 
         def steps(n: int, span: str = "stage", r: float = stage_ratio) -> int:
             return _scale_steps(n, run_ratio if span == "run" else r)
 
-        def min_warmup(span: str, stage_steps: int = span_steps) -> int:
-            # the minimum holds within the span the warmup lives in, and takes at most a tenth of it
-            return min(rule.min_warmup_steps, (sum(new_steps) if span == "run" else stage_steps) // 10)
-
-        def warmup_steps(n: int, span: str = "stage", scale=steps, least=min_warmup) -> int:
-            return max(scale(n, span), least(span)) if n else 0
-
         def tokens(n: float, span: str = "stage", r: float = token_ratio) -> float:
             return n * (run_token_ratio if span == "run" else r)
 
-        def warmup_tokens(n: float, span: str = "stage", scale=tokens, least=min_warmup,
-                          timeline=timelines[loc[1] if in_stage else 0]) -> float:
-            # a warmup in tokens: at least the tokens of the span's first min_warmup steps (a run's span starts
-            # with its first stage)
-            return max(scale(n, span), timeline.tokens_before(least(span))) if n else 0
+        def least_warmup(span: str, stage: int | None = loc[1] if in_stage else None) -> tuple[int, Any]:
+            """The minimum warmup in the span (at most a tenth of its steps) and the timeline it starts on:
+            the component's stage, or for the run the first stage."""
+            in_run = span == "run" or stage is None
+            span_steps = sum(new_steps) if in_run else new_steps[stage]
+            return min(rule.min_warmup_steps, span_steps // 10), timelines[0 if in_run else stage]
+
+        def warmup_steps(n: int, span: str = "stage", scale=steps, least=least_warmup) -> int:
+            return max(scale(n, span), least(span)[0]) if n else 0
+
+        def warmup_tokens(n: float, span: str = "stage", scale=tokens, least=least_warmup) -> float:
+            minimum, timeline = least(span)
+            return max(scale(n, span), timeline.tokens_before(minimum)) if n else 0
 
         scaling = Scaling(length=shrink, vocab_size=rule.vocab_size, steps=steps, warmup_steps=warmup_steps,
                           tokens=tokens, warmup_tokens=warmup_tokens)
